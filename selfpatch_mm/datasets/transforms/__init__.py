@@ -1,0 +1,2 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+__all__ = []

@@ -1,0 +1,8 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+from .selfpatch_optim_wrapper import (SelfPatchAmpOptimWrapper,
+                                      SelfPatchOptimWrapper,
+                                      clip_grad_per_param_)
+
+__all__ = [
+    'SelfPatchOptimWrapper', 'SelfPatchAmpOptimWrapper', 'clip_grad_per_param_'
+]

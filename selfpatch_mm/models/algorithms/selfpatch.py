@@ -1,0 +1,158 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+"""SelfPatch: DINO plus a patch-level pretext task.
+
+Yun et al., "Patch-level Representation Learning for Self-supervised Vision
+Transformers", CVPR 2022, https://arxiv.org/abs/2201.06857. Official code:
+alinlab/SelfPatch (``main_selfpatch.py``).
+"""
+import copy
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from mmpretrain.models import BaseSelfSupervisor
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from torch import nn
+
+
+@MODELS.register_module()
+class SelfPatch(BaseSelfSupervisor):
+    """Student (backbone, neck, heads) and an EMA teacher.
+
+    The teacher is updated by :meth:`update_teacher`, which
+    :class:`TeacherEMAHook` calls after every optimizer step.
+
+    Args:
+        backbone (dict): ViT config (:class:`SelfPatchViT`).
+        neck (dict): :class:`SelfPatchNeck` config.
+        head (dict): Image-level :class:`DINOHead` with a :class:`DINOLoss`.
+        patch_head (dict, optional): Patch-level :class:`DINOHead` with a
+            :class:`PatchLoss`. Required when ``with_patch_loss``.
+        with_patch_loss (bool): False gives the plain DINO baseline: no patch
+            head, and the teacher sees only the global views.
+        num_global_views (int): Leading views that are global crops.
+        **kwargs: ``data_preprocessor``, ``init_cfg``, ``pretrained``.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 patch_head: Optional[dict] = None,
+                 with_patch_loss: bool = True,
+                 num_global_views: int = 2,
+                 **kwargs) -> None:
+        super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
+        self.with_patch_loss = with_patch_loss
+        self.num_global_views = num_global_views
+        if with_patch_loss and patch_head is None:
+            raise ValueError('with_patch_loss=True needs a `patch_head`.')
+        self.patch_head = MODELS.build(patch_head) if with_patch_loss else None
+        student = [self.backbone, self.neck, self.head, self.patch_head]
+        self.teacher = nn.ModuleDict(
+            dict(zip(self._parts, map(copy.deepcopy, student))))
+        for name in ('head', 'patch_head'):
+            if self.teacher[name] is not None:
+                self.teacher[name].loss_module = None  # losses are student's
+        self.teacher.requires_grad_(False).eval()
+
+    _parts = ('backbone', 'neck', 'head', 'patch_head')
+
+    def _student_params(self) -> List[nn.Parameter]:
+        return [
+            p for name in self._parts if getattr(self, name) is not None
+            for p in getattr(self, name).parameters()
+        ]
+
+    def init_weights(self) -> None:
+        """Initialise the student, then start the teacher from it."""
+        super().init_weights()
+        self.update_teacher(0.0)
+
+    def train(self, mode: bool = True) -> 'SelfPatch':
+        # The teacher always runs without stochastic depth, as the official
+        # teacher is built with drop_path_rate=0.
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        """``teacher = momentum * teacher + (1 - momentum) * student``."""
+        teacher = list(self.teacher.parameters())
+        student = self._student_params()
+        assert len(teacher) == len(student)
+        torch._foreach_mul_(teacher, momentum)
+        torch._foreach_add_(teacher, student, alpha=1 - momentum)
+
+    def set_teacher_temp(self, temp: float) -> None:
+        """Set the teacher temperature of every loss."""
+        for head in (self.head, self.patch_head):
+            if head is not None:
+                head.loss_module.set_teacher_temp(temp)
+
+    def _encode(self, net: nn.Module, crops: torch.Tensor, n_views: int,
+                neighbours: bool, patch: bool
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Logits of ``n_views`` views batched as ``(n_views*B, 3, H, W)``:
+        ``cls`` ``(n_views, B, K)`` and ``patch`` ``(n_views, B, N, K')``."""
+        cls, tokens = net.neck(net.backbone(crops), with_neighbours=neighbours)
+        cls = net.head(cls).unflatten(0, (n_views, -1))
+        if not patch:
+            return cls, None
+        return cls, net.patch_head(tokens).unflatten(0, (n_views, -1))
+
+    def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """Losses of one batch.
+
+        Args:
+            inputs (list[Tensor]): Views ``(B, 3, H_v, W_v)``, global first.
+            data_samples (list[DataSample]): Unused.
+
+        Returns:
+            dict[str, Tensor]: ``loss_cls`` and (SelfPatch) ``loss_patch``.
+        """
+        groups = group_views(inputs)
+        with torch.no_grad():
+            n_teacher = len(inputs) if self.with_patch_loss else \
+                self.num_global_views
+            teacher = [
+                self._encode(self.teacher, x, n, True, self.with_patch_loss)
+                for x, n in _take_views(groups, n_teacher)
+            ]
+        student = [
+            self._encode(self, x, n, False, self.with_patch_loss)
+            for x, n in groups
+        ]
+        losses = dict(loss_cls=self.head.loss(
+            torch.cat([s[0] for s in student]),
+            torch.cat([t[0] for t in teacher])))
+        if self.with_patch_loss:
+            losses['loss_patch'] = self.patch_head.loss(
+                [s[1] for s in student], [t[1] for t in teacher])
+        return losses
+
+
+def group_views(views: List[torch.Tensor]) -> List[Tuple[torch.Tensor, int]]:
+    """Batch consecutive views of equal size, as the official
+    ``MultiCropWrapper`` does: ``[(tensor (n*B, 3, H, W), n), ...]``."""
+    groups, start = [], 0
+    for i in range(1, len(views) + 1):
+        if i == len(views) or views[i].shape[-2:] != views[start].shape[-2:]:
+            groups.append((torch.cat(views[start:i]), i - start))
+            start = i
+    return groups
+
+
+def _take_views(groups: List[Tuple[torch.Tensor, int]],
+                n: int) -> List[Tuple[torch.Tensor, int]]:
+    """The first ``n`` views of ``groups``."""
+    out = []
+    for x, m in groups:
+        if n <= 0:
+            break
+        take = min(m, n)
+        out.append((x[:take * x.shape[0] // m], take))
+        n -= take
+    return out

@@ -1,0 +1,170 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+"""The ViT used by SelfPatch pretraining.
+
+SelfPatch (https://arxiv.org/abs/2201.06857) trains a ViT whose backbone has
+no [CLS] token and no final norm: the image-level token comes from the
+aggregation module (:class:`SelfPatchNeck`), which also owns the final
+LayerNorm.
+"""
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.model.weight_init import trunc_normal_
+from mmpretrain.models.backbones import VisionTransformer
+from mmpretrain.registry import MODELS
+from torch import nn
+
+
+def interpolate_pos_embed(pos_embed: torch.Tensor, src_hw: Tuple[int, int],
+                          dst_hw: Tuple[int, int]) -> torch.Tensor:
+    """Resize patch position embeddings the way the official code does.
+
+    The official ``interpolate_pos_encoding`` (DINO, reused by SelfPatch)
+    passes a *scale factor* of ``(dst + 0.1) / src`` to bicubic
+    interpolation. PyTorch then maps coordinates with that factor rather than
+    with ``dst / src``, so the values differ from a plain ``size=`` resize
+    (mmpretrain's ``resize_pos_embed``). We follow the official mapping so
+    features match the released weights.
+
+    Args:
+        pos_embed (Tensor): ``(1, Hs*Ws, C)``.
+        src_hw (tuple[int, int]): Grid ``(Hs, Ws)`` of ``pos_embed``.
+        dst_hw (tuple[int, int]): Target grid ``(H, W)``.
+
+    Returns:
+        Tensor: ``(1, H*W, C)``.
+    """
+    if tuple(src_hw) == tuple(dst_hw):
+        return pos_embed
+    C = pos_embed.shape[-1]
+    grid = pos_embed.reshape(1, *src_hw, C).permute(0, 3, 1, 2)
+    scale = ((dst_hw[0] + 0.1) / src_hw[0], (dst_hw[1] + 0.1) / src_hw[1])
+    grid = F.interpolate(
+        grid.float(), scale_factor=scale, mode='bicubic').to(pos_embed.dtype)
+    assert tuple(grid.shape[-2:]) == tuple(dst_hw)
+    return grid.permute(0, 2, 3, 1).reshape(1, -1, C)
+
+
+@MODELS.register_module()
+class SelfPatchViT(VisionTransformer):
+    """mmpretrain's ViT configured as the official SelfPatch backbone.
+
+    Differences from :class:`mmpretrain.models.VisionTransformer` defaults:
+
+    - no [CLS] token and no final norm (``with_cls_token=False``,
+      ``final_norm=False``);
+    - ``out_type='featmap'``: outputs are ``(B, C, H, W)`` so the grid shape
+      travels with the tokens and any crop size or aspect ratio works;
+    - position embeddings are resized with the official formula
+      (:func:`interpolate_pos_embed`);
+    - weights are initialised as in the official code (truncated normal
+      std 0.02 for linear layers and the position embedding).
+
+    Args:
+        arch (str | dict): ViT arch; ``'deit-small'`` is ViT-S (384-d, 12
+            layers, 6 heads). Note ``'small'`` in mmpretrain is a different,
+            768-d model.
+        img_size (int): Size the position embedding is stored for.
+        patch_size (int): Patch size.
+        out_indices (Sequence[int] | int): Layers to output.
+        drop_path_rate (float): Stochastic depth; the official student uses
+            0.1 and the teacher 0 (our teacher runs in eval mode).
+        **kwargs: Other arguments of mmpretrain's ``VisionTransformer``.
+    """
+
+    def __init__(self,
+                 arch: str = 'deit-small',
+                 img_size: int = 224,
+                 patch_size: int = 16,
+                 out_indices: Sequence[int] = -1,
+                 drop_path_rate: float = 0.0,
+                 **kwargs) -> None:
+        kwargs.setdefault('with_cls_token', False)
+        kwargs.setdefault('final_norm', False)
+        kwargs.setdefault('out_type', 'featmap')
+        kwargs.setdefault('interpolate_mode', 'bicubic')
+        super().__init__(
+            arch=arch,
+            img_size=img_size,
+            patch_size=patch_size,
+            out_indices=out_indices,
+            drop_path_rate=drop_path_rate,
+            **kwargs)
+        self.patch_size = patch_size
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if isinstance(self.init_cfg, dict) and \
+                self.init_cfg.get('type') == 'Pretrained':
+            return
+        # Official init (timm): trunc_normal(0.02) on Linear weights, zero
+        # biases, unit LayerNorms; it overrides mmpretrain's xavier FFN init.
+        trunc_normal_(self.pos_embed, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def check_input_size(self, hw: Tuple[int, int]) -> None:
+        """Raise a clear error for inputs the patch grid would truncate."""
+        if hw[0] % self.patch_size or hw[1] % self.patch_size:
+            raise ValueError(
+                f'SelfPatchViT got an input of {hw[0]}x{hw[1]} pixels, which '
+                f'is not divisible by patch_size={self.patch_size}: the last '
+                f'{hw[0] % self.patch_size} rows / {hw[1] % self.patch_size} '
+                'columns would be silently dropped. Set the crop sizes in '
+                'the pipeline (RandomResizedCrop `scale`) to multiples of '
+                f'{self.patch_size}.')
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Forward.
+
+        Args:
+            x (Tensor): Images ``(B, 3, H, W)``; H and W must be multiples of
+                the patch size.
+
+        Returns:
+            tuple[Tensor]: One ``(B, C, H/p, W/p)`` map per ``out_indices``
+            (``out_type='featmap'``) or ``(B, N, C)`` tokens
+            (``out_type='raw'``).
+        """
+        self.check_input_size(x.shape[-2:])
+        x, patch_hw = self.patch_embed(x)
+        x = x + interpolate_pos_embed(self.pos_embed, self.patch_resolution,
+                                      patch_hw)
+        x = self.pre_norm(self.drop_after_pos(x))
+        outs = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i == len(self.layers) - 1 and self.final_norm:
+                x = self.ln1(x)
+            if i in self.out_indices:
+                outs.append(self._format_output(x, patch_hw))
+        return tuple(outs)
+
+    def get_last_selfattention(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention maps of the last block, ``(B, heads, N, N)``.
+
+        Used by the visualisation tools; training never calls it.
+        """
+        self.check_input_size(x.shape[-2:])
+        x, patch_hw = self.patch_embed(x)
+        x = x + interpolate_pos_embed(self.pos_embed, self.patch_resolution,
+                                      patch_hw)
+        x = self.pre_norm(x)
+        for layer in self.layers[:-1]:
+            x = layer(x)
+        last = self.layers[-1]
+        attn = last.attn
+        y = last.ln1(x)
+        B, N, _ = y.shape
+        qkv = attn.qkv(y).reshape(B, N, 3, attn.num_heads,
+                                  attn.head_dims).permute(2, 0, 3, 1, 4)
+        q, k = qkv[0], qkv[1]
+        return ((q * attn.head_dims**-0.5) @ k.transpose(-2, -1)).softmax(-1)
+

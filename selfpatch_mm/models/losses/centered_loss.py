@@ -1,0 +1,50 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+"""Shared state of the DINO-style losses: a teacher centre and temperatures."""
+import torch
+from mmengine import dist
+from torch import nn
+
+__all__ = ['CenteredLoss']
+
+
+class CenteredLoss(nn.Module):
+    """Base class holding a centre that is an EMA of teacher outputs.
+
+    Args:
+        out_channels (int): Width of the logits.
+        teacher_temp (float): Teacher temperature (0.04); a hook may change
+            it during training through :meth:`set_teacher_temp`.
+        student_temp (float): Student temperature (0.1).
+        center_momentum (float): EMA momentum of the centre (0.9).
+        loss_weight (float): Multiplier of the returned loss.
+    """
+
+    def __init__(self,
+                 out_channels: int,
+                 teacher_temp: float = 0.04,
+                 student_temp: float = 0.1,
+                 center_momentum: float = 0.9,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.teacher_temp = teacher_temp
+        self.student_temp = student_temp
+        self.center_momentum = center_momentum
+        self.loss_weight = loss_weight
+        self.register_buffer('center', torch.zeros(1, out_channels))
+
+    def set_teacher_temp(self, temp: float) -> None:
+        """Set the teacher temperature (used by the warm-up hook)."""
+        self.teacher_temp = float(temp)
+
+    @torch.no_grad()
+    def update_center(self, teacher_logits: torch.Tensor) -> None:
+        """EMA update with the mean of ``teacher_logits`` ``(..., K)`` over
+        every leading position on every process (official
+        ``update_center``/``update_patch_center``)."""
+        flat = teacher_logits.detach().reshape(-1, teacher_logits.shape[-1])
+        batch_sum = flat.float().sum(0, keepdim=True)
+        # all_reduce is a no-op when not distributed.
+        dist.all_reduce(batch_sum, op='sum')
+        batch_center = batch_sum / (flat.shape[0] * dist.get_world_size())
+        self.center.mul_(self.center_momentum).add_(
+            batch_center * (1 - self.center_momentum))
