@@ -1,0 +1,178 @@
+"""Environment fixes used by ``tools/train.py`` and ``tools/test.py``.
+
+Two gaps of the pinned stack (torch 2.13, mmengine 0.10.7) are closed here:
+
+* ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, while
+  mmengine 0.10.7 loads checkpoints without passing ``weights_only``.  A
+  Runner checkpoint holds a ``message_hub`` state and numpy values, so
+  ``--resume`` and ``load_from`` fail.  :func:`allow_trusted_checkpoints`
+  replaces only mmengine's *local file* checkpoint loader.
+* mmengine's ``init_dist('pytorch')`` calls ``torch.cuda.set_device``
+  unconditionally and so dies on a machine without a GPU.
+  :func:`init_cpu_dist_if_needed` starts a gloo process group instead and
+  makes the Runner wrap the model in DDP without ``device_ids``.
+"""
+import os
+import os.path as osp
+import subprocess
+from typing import Any, Optional
+
+import torch
+import torch.distributed as torch_dist
+
+__all__ = [
+    'allow_trusted_checkpoints', 'load_trusted_local_checkpoint',
+    'init_cpu_dist_if_needed', 'set_cpu_ddp_wrapper'
+]
+
+_TRUSTED_LOADER_INSTALLED = False
+
+
+def load_trusted_local_checkpoint(filename: str,
+                                  map_location: Any = None) -> Any:
+    """Load a local checkpoint file with ``weights_only=False``.
+
+    Only for trusted files, such as the checkpoints this project's runs
+    write: unpickling a file can run arbitrary code.
+
+    Args:
+        filename (str): Path of a local checkpoint file (``~`` is expanded).
+        map_location (Any): Same as in :func:`torch.load`. Defaults to None.
+
+    Returns:
+        Any: The unpickled checkpoint, usually a dict.
+
+    Raises:
+        FileNotFoundError: If ``filename`` is not an existing file.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def allow_trusted_checkpoints() -> None:
+    """Let mmengine load full Runner checkpoints from local files.
+
+    Replaces the loader that mmengine's ``CheckpointLoader`` uses for plain
+    paths (prefix ``''``) with :func:`load_trusted_local_checkpoint`.  Loaders
+    for other schemes (``http://``, ``s3://``, ...) keep torch's safe default,
+    and nothing else in torch is changed.  This covers ``Runner.resume``,
+    ``load_from`` and ``mmengine.runner.load_checkpoint``.  Calling it again
+    does nothing.
+
+    Local checkpoints are treated as trusted: only resume or load files that
+    you (or a source you trust) wrote.
+    """
+    global _TRUSTED_LOADER_INSTALLED
+    if _TRUSTED_LOADER_INSTALLED:
+        return
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    # mmengine logs `class_name[10:]` of the loader: this logs "local".
+    def load_from_local(filename: str, map_location: Any = None) -> Any:
+        return load_trusted_local_checkpoint(filename, map_location)
+
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local, force=True)
+    _TRUSTED_LOADER_INSTALLED = True
+
+
+def set_cpu_ddp_wrapper(cfg: Any) -> None:
+    """Make the Runner wrap the model in DDP without ``device_ids``.
+
+    For its default wrapper, mmengine passes ``device_ids=[LOCAL_RANK]``,
+    which DDP rejects for a CPU module.  A ``model_wrapper_cfg`` entry wins
+    over mmengine's default arguments, so ``device_ids=None`` is set there.
+    An existing ``model_wrapper_cfg`` keeps its other keys; a wrapper that is
+    not a ``DistributedDataParallel`` subclass is left alone.
+
+    Args:
+        cfg (mmengine.Config): The config, changed in place.
+    """
+    from mmengine.registry import MODEL_WRAPPERS
+    from torch.nn.parallel import DistributedDataParallel
+
+    wrapper_cfg = cfg.get('model_wrapper_cfg', None)
+    if wrapper_cfg is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        return
+    wrapper_type = wrapper_cfg.get('type', 'MMDistributedDataParallel')
+    if isinstance(wrapper_type, str):
+        wrapper_cls = MODEL_WRAPPERS.get(wrapper_type)
+    else:
+        wrapper_cls = wrapper_type
+    if wrapper_cls is not None and isinstance(wrapper_cls, type) and \
+            issubclass(wrapper_cls, DistributedDataParallel):
+        wrapper_cfg['device_ids'] = None
+
+
+def _slurm_master_addr() -> str:
+    """Return the first host of the SLURM node list."""
+    node_list = os.environ['SLURM_NODELIST']
+    return subprocess.getoutput(
+        f'scontrol show hostname {node_list} | head -n1').strip()
+
+
+def _set_env_from_launcher(launcher: str) -> None:
+    """Fill the torchrun-style env variables for slurm and mpi launches."""
+    if launcher == 'slurm':
+        os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+        os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+        os.environ.setdefault('LOCAL_RANK', os.environ['SLURM_LOCALID'])
+        os.environ.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in os.environ:
+            os.environ['MASTER_ADDR'] = _slurm_master_addr()
+    elif launcher == 'mpi':
+        os.environ.setdefault('RANK', os.environ['OMPI_COMM_WORLD_RANK'])
+        os.environ.setdefault('WORLD_SIZE', os.environ['OMPI_COMM_WORLD_SIZE'])
+        os.environ.setdefault('LOCAL_RANK',
+                              os.environ['OMPI_COMM_WORLD_LOCAL_RANK'])
+        os.environ.setdefault('MASTER_PORT', '29500')
+        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+    os.environ.setdefault('LOCAL_RANK', '0')
+
+
+def init_cpu_dist_if_needed(launcher: str, cfg: Optional[Any] = None) -> bool:
+    """Start a gloo process group for a distributed run without CUDA.
+
+    Call it before the Runner is built.  ``Runner.setup_env`` skips
+    mmengine's ``init_dist`` (which needs a GPU) when a process group already
+    exists.  With CUDA present, or with ``launcher='none'``, nothing happens
+    and mmengine initialises as usual.
+
+    Args:
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+            For ``'pytorch'`` the variables set by torchrun (``RANK``,
+            ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) are used.
+        cfg (mmengine.Config, optional): When given, its
+            ``model_wrapper_cfg`` is set for CPU DDP (see
+            :func:`set_cpu_ddp_wrapper`). Defaults to None.
+
+    Returns:
+        bool: True when this is a CPU distributed run (the group was started
+        here or already existed), False otherwise.
+
+    Raises:
+        ValueError: If ``launcher`` is not one of the names above.
+    """
+    if launcher == 'none':
+        return False
+    if launcher not in ('pytorch', 'slurm', 'mpi'):
+        raise ValueError(f'Unknown launcher {launcher!r}')
+    if torch.cuda.is_available():
+        return False
+    if not torch_dist.is_initialized():
+        _set_env_from_launcher(launcher)
+        torch_dist.init_process_group(
+            backend='gloo',
+            init_method='env://',
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']))
+    if cfg is not None:
+        set_cpu_ddp_wrapper(cfg)
+    return True

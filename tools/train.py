@@ -1,0 +1,180 @@
+"""Train with any OpenMMLab 2.x config (SelfPatch pretraining, mmpretrain,
+mmdet or mmseg).
+
+Examples::
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+    bash tools/dist_train.sh CONFIG NUM_PROCS [extra args]
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+# Registers this project's modules (models, datasets, hooks, optimizer
+# wrappers) before the Runner builds anything from the config.
+import selfpatch_mm  # noqa: F401
+from selfpatch_mm.utils import (allow_trusted_checkpoints,
+                                init_cpu_dist_if_needed)
+
+# optim wrapper type -> its AMP counterpart for --amp
+AMP_WRAPPERS = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'SelfPatchOptimWrapper': 'SelfPatchAmpOptimWrapper',
+}
+
+
+def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv (list, optional): Arguments; ``sys.argv[1:]`` when None.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--work-dir',
+        help='the dir to save logs and models; '
+        'defaults to ./work_dirs/<config name>')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint; with no path, resume from the '
+        'latest checkpoint in the work dir, if there is one')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='enable automatic mixed precision training (needs CUDA)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual total batch size against '
+        'the config\'s auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as key=value pairs; '
+        'e.g. train_cfg.max_epochs=2 "data.list=[1,2]"')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
+    # --local_rank; torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the config's optimizer wrapper to its AMP variant.
+
+    Other keys of ``optim_wrapper`` are kept.  ``SelfPatchOptimWrapper``
+    becomes ``SelfPatchAmpOptimWrapper``; any other plain wrapper becomes
+    mmengine's ``AmpOptimWrapper``.
+
+    Args:
+        cfg (Config): The config, changed in place.
+
+    Raises:
+        RuntimeError: If no CUDA device is available (mmengine's AMP
+            wrapper asserts one).
+    """
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            '--amp needs a CUDA device, but torch.cuda.is_available() is '
+            'False. Run without --amp on the CPU.')
+    optim_wrapper = cfg.get('optim_wrapper', None)
+    if optim_wrapper is None:
+        raise RuntimeError('--amp: the config has no `optim_wrapper`.')
+    current = optim_wrapper.get('type', 'OptimWrapper')
+    if current in AMP_WRAPPERS.values():
+        return
+    if current not in AMP_WRAPPERS:
+        raise RuntimeError(
+            f'--amp: do not know the AMP variant of optim_wrapper type '
+            f'{current!r}; set it in the config instead.')
+    optim_wrapper.type = AMP_WRAPPERS[current]
+    optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Merge the command-line arguments into the config.
+
+    Args:
+        cfg (Config): The loaded config.
+        args (argparse.Namespace): Parsed arguments.
+
+    Returns:
+        Config: The updated config.
+    """
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir priority: CLI > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        enable_amp(cfg)
+
+    if args.resume == 'auto':
+        # Runner finds the latest checkpoint of work_dir itself.
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or \
+                'base_batch_size' not in cfg.auto_scale_lr:
+            raise RuntimeError(
+                '--auto-scale-lr: the config needs `auto_scale_lr = '
+                'dict(base_batch_size=...)`.')
+        cfg.auto_scale_lr.enable = True
+    return cfg
+
+
+def main(argv: Optional[list] = None) -> None:
+    """Build the Runner from the config and train.
+
+    Args:
+        argv (list, optional): Arguments; ``sys.argv[1:]`` when None.
+    """
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    cfg = merge_args(cfg, args)
+
+    # Checkpoints written by our own runs are trusted local files.
+    allow_trusted_checkpoints()
+    # Distributed run without a GPU: gloo group + CPU DDP wrapper.
+    init_cpu_dist_if_needed(cfg.launcher, cfg)
+
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
