@@ -1,2 +1,5 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
-__all__ = []
+from .dino_color_jitter import DINOColorJitter, adjust_hue
+from .robust_load_image_from_file import RobustLoadImageFromFile
+
+__all__ = ['DINOColorJitter', 'RobustLoadImageFromFile', 'adjust_hue']

@@ -1,8 +1,10 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
-from .selfpatch_optim_wrapper import (SelfPatchAmpOptimWrapper,
+from .selfpatch_optim_wrapper import (AutoAmpSelfPatchOptimWrapper,
+                                      SelfPatchAmpOptimWrapper,
                                       SelfPatchOptimWrapper,
                                       clip_grad_per_param_)
 
 __all__ = [
-    'SelfPatchOptimWrapper', 'SelfPatchAmpOptimWrapper', 'clip_grad_per_param_'
+    'SelfPatchOptimWrapper', 'SelfPatchAmpOptimWrapper',
+    'AutoAmpSelfPatchOptimWrapper', 'clip_grad_per_param_'
 ]

@@ -7,7 +7,8 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
 __all__ = [
-    'SelfPatchOptimWrapper', 'SelfPatchAmpOptimWrapper', 'clip_grad_per_param_'
+    'SelfPatchOptimWrapper', 'SelfPatchAmpOptimWrapper',
+    'AutoAmpSelfPatchOptimWrapper', 'clip_grad_per_param_'
 ]
 
 
@@ -75,3 +76,13 @@ class SelfPatchOptimWrapper(_SelfPatchGradMixin, OptimWrapper):
 class SelfPatchAmpOptimWrapper(_SelfPatchGradMixin, AmpOptimWrapper):
     """Mixed-precision (CUDA) variant of :class:`SelfPatchOptimWrapper`;
     gradients are unscaled before clipping."""
+
+
+@OPTIM_WRAPPERS.register_module()
+def AutoAmpSelfPatchOptimWrapper(**kwargs) -> OptimWrapper:
+    """Build :class:`SelfPatchAmpOptimWrapper` when CUDA is available (the
+    official recipe trains in fp16) and :class:`SelfPatchOptimWrapper`
+    otherwise, so one config serves GPU clusters and CPU runs."""
+    cls = SelfPatchAmpOptimWrapper if torch.cuda.is_available() \
+        else SelfPatchOptimWrapper
+    return cls(**kwargs)
