@@ -44,7 +44,17 @@ MMCV_VERSION='2.1.0'
 
 log() { echo "[install.sh] $*"; }
 run() {
-    echo "+ $*"
+    # Print the command (arguments with shell metacharacters single-quoted
+    # so that it can be pasted), then run it.
+    local line='+' arg
+    for arg in "$@"; do
+        if [[ "$arg" =~ ^[A-Za-z0-9_./=:,@%+-]+$ ]]; then
+            line+=" $arg"
+        else
+            line+=" '${arg//\'/\'\\\'\'}'"
+        fi
+    done
+    echo "$line"
     "$@"
 }
 
@@ -152,5 +162,13 @@ run "${PIP[@]}" install --no-build-isolation -e .
 
 # torch must not have been replaced by a later step.
 torch_ok || { log "error: torch/torchvision broke during the install"; exit 1; }
-run "$PYTHON" -c "import torch, torchvision, mmcv, mmengine, mmpretrain, mmdet, mmseg, selfpatch_mm; print('torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmengine', mmengine.__version__, '| mmpretrain', mmpretrain.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__)"
+log "check: importing the stack"
+"$PYTHON" - <<'PY'
+import mmcv, mmdet, mmengine, mmpretrain, mmseg, torch, torchvision
+import selfpatch_mm
+print('torch', torch.__version__, '| torchvision', torchvision.__version__,
+      '| mmcv', mmcv.__version__, '| mmengine', mmengine.__version__,
+      '| mmpretrain', mmpretrain.__version__, '| mmdet', mmdet.__version__,
+      '| mmseg', mmseg.__version__, '| selfpatch_mm', selfpatch_mm.__version__)
+PY
 log "done"
