@@ -26,6 +26,8 @@ from selfpatch_mm.utils import (allow_trusted_checkpoints,
 AMP_WRAPPERS = {
     'OptimWrapper': 'AmpOptimWrapper',
     'SelfPatchOptimWrapper': 'SelfPatchAmpOptimWrapper',
+    # picks AMP only on CUDA by itself; --amp makes it explicit
+    'AutoAmpSelfPatchOptimWrapper': 'SelfPatchAmpOptimWrapper',
 }
 
 
@@ -83,9 +85,9 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
 def enable_amp(cfg: Config) -> None:
     """Switch the config's optimizer wrapper to its AMP variant.
 
-    Other keys of ``optim_wrapper`` are kept.  ``SelfPatchOptimWrapper``
-    becomes ``SelfPatchAmpOptimWrapper``; any other plain wrapper becomes
-    mmengine's ``AmpOptimWrapper``.
+    Other keys of ``optim_wrapper`` are kept.  ``SelfPatchOptimWrapper`` and
+    ``AutoAmpSelfPatchOptimWrapper`` become ``SelfPatchAmpOptimWrapper``;
+    mmengine's ``OptimWrapper`` becomes ``AmpOptimWrapper``.
 
     Args:
         cfg (Config): The config, changed in place.
