@@ -1,0 +1,308 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+"""SelfPatch ViT with a simple feature pyramid for dense transfer.
+
+SelfPatch (https://arxiv.org/abs/2201.06857) evaluates its ViT-S/16 on COCO
+(Mask R-CNN + FPN) and ADE20K (Semantic FPN). The official detection
+backbone (``detection/backbone/vit_SelfPatch.py``) takes the tokens of four
+blocks, without a final norm, and turns them into strides 4, 8, 16 and 32
+with transposed convolutions and max pooling. This module does the same on
+top of :class:`SelfPatchViT`, so it loads our pretraining checkpoints
+directly.
+"""
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmcv.cnn import build_norm_layer
+from mmengine.logging import MMLogger, print_log
+from mmpretrain.models.utils import LayerNorm2d
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from ..utils.checkpoint_convert import (extract_vit_state_dict,
+                                        load_checkpoint_file)
+from .selfpatch_vit import SelfPatchViT, interpolate_pos_embed
+
+__all__ = ['SelfPatchDenseViT']
+
+_OUT_STRIDES = (4, 8, 16, 32)
+
+
+@MODELS.register_module()
+class SelfPatchDenseViT(SelfPatchViT):
+    """ViT backbone giving four maps at strides 4, 8, 16 and 32.
+
+    The tokens after blocks ``out_indices`` (no final norm, as in the
+    official detection backbone) are reshaped to ``(B, C, H/p, W/p)`` and
+    resampled; with ``patch_size=16``:
+
+    - stride 4: ConvTranspose2d(2, 2) -> norm -> GELU -> ConvTranspose2d;
+    - stride 8: ConvTranspose2d(2, 2);
+    - stride 16: identity;
+    - stride 32: MaxPool2d(2).
+
+    Other patch sizes use the same rule per factor (x4 up, x2 up, identity,
+    max-pool down), e.g. patch 8 gives deconv / identity / pool 2 / pool 4.
+    Position embeddings are interpolated to every input size with the
+    official formula, so any input padded to a multiple of the patch size
+    works (mmdet pads to multiples of 32).
+
+    Registered in mmpretrain's, mmdet's and mmseg's ``MODELS``.
+
+    Args:
+        arch (str | dict): ViT arch, ``'deit-small'`` (ViT-S: 384-d, 12
+            layers, 6 heads) by default, or a dict with ``embed_dims``,
+            ``num_layers``, ``num_heads``, ``feedforward_channels``.
+        img_size (int): Size the position embedding is stored for. Defaults
+            to 224.
+        patch_size (int): Patch size; 16 or 8 (any power of two from 4 to
+            32 works). Defaults to 16.
+        out_indices (Sequence[int]): Four block indices, shallow to deep, for
+            strides 4, 8, 16, 32. Defaults to (3, 5, 7, 11) (official
+            detection config); the official segmentation uses (2, 5, 8, 11).
+        drop_path_rate (float): Stochastic depth rate. Defaults to 0.
+        norm_cfg (dict): Norm between the two stride-4 deconvolutions:
+            ``dict(type='SyncBN')`` (default, GPU clusters), ``'BN'`` or
+            ``'LN2d'``. Without CUDA, SyncBN falls back to BN with a log
+            line (SyncBN cannot synchronise CPU tensors).
+        frozen_stages (int): -1 trains everything; 0 freezes the patch and
+            position embeddings; k > 0 also freezes blocks ``0..k-1``.
+            Defaults to -1.
+        init_cfg (dict, optional): ``dict(type='Pretrained',
+            checkpoint=PATH)`` loads the ViT from a selfpatch_mm pretraining
+            checkpoint (the teacher by default; add
+            ``checkpoint_key='student'`` for the student, or ``prefix=`` for
+            any other key prefix), from a backbone-only file written by
+            ``tools/model_converters/extract_backbone.py``, or from an
+            official SelfPatch/DINO file (converted on the fly). Missing and
+            unexpected ViT keys are logged; a file with no ViT weights
+            raises a ``ValueError``.
+        **kwargs: Other arguments of mmpretrain's ``VisionTransformer``.
+    """
+
+    def __init__(self,
+                 arch: str = 'deit-small',
+                 img_size: int = 224,
+                 patch_size: int = 16,
+                 out_indices: Sequence[int] = (3, 5, 7, 11),
+                 drop_path_rate: float = 0.0,
+                 norm_cfg: dict = dict(type='SyncBN'),
+                 frozen_stages: int = -1,
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
+        if 'out_type' in kwargs:
+            raise TypeError('SelfPatchDenseViT: out_type is fixed to '
+                            '"featmap".')
+        out_indices = list(out_indices)
+        if len(out_indices) != 4:
+            raise ValueError(f'out_indices must name 4 blocks (one per '
+                             f'stride 4/8/16/32), got {out_indices}.')
+        super().__init__(
+            arch=arch,
+            img_size=img_size,
+            patch_size=patch_size,
+            out_indices=out_indices,
+            drop_path_rate=drop_path_rate,
+            init_cfg=init_cfg,
+            **kwargs)
+        resolved = sorted(self.out_indices)
+        if list(self.out_indices) != resolved or \
+                len(set(resolved)) != len(resolved):
+            raise ValueError('out_indices must be increasing (shallow to '
+                             f'deep), got {out_indices}.')
+        self.dense_frozen_stages = frozen_stages
+        norm_cfg = self._resolve_norm_cfg(norm_cfg)
+        for i, stride in enumerate(_OUT_STRIDES, 1):
+            self.add_module(f'fpn{i}',
+                            self._make_resampler(patch_size, stride,
+                                                 norm_cfg))
+        self._freeze()
+
+    @staticmethod
+    def _resolve_norm_cfg(norm_cfg: dict) -> dict:
+        norm_cfg = copy.deepcopy(norm_cfg)
+        if norm_cfg.get('type') == 'SyncBN' and not torch.cuda.is_available():
+            print_log(
+                'SelfPatchDenseViT: no CUDA device, using BN instead of '
+                'SyncBN in the stride-4 upsampler.',
+                logger='current')
+            norm_cfg['type'] = 'BN'
+        return norm_cfg
+
+    def _make_norm(self, norm_cfg: dict) -> nn.Module:
+        cfg = dict(norm_cfg)
+        if cfg.get('type') in ('LN2d', 'mmpretrain.LN2d'):
+            # Built directly: mmdet/mmseg scopes do not register 'LN2d'.
+            return LayerNorm2d(self.embed_dims, eps=cfg.get('eps', 1e-6))
+        return build_norm_layer(cfg, self.embed_dims)[1]
+
+    def _make_resampler(self, patch_size: int, stride: int,
+                        norm_cfg: dict) -> nn.Module:
+        """Map from stride ``patch_size`` to ``stride``."""
+        C = self.embed_dims
+        if stride * 4 == patch_size:
+            return nn.Sequential(
+                nn.ConvTranspose2d(C, C, kernel_size=2, stride=2),
+                self._make_norm(norm_cfg), nn.GELU(),
+                nn.ConvTranspose2d(C, C, kernel_size=2, stride=2))
+        if stride * 2 == patch_size:
+            return nn.ConvTranspose2d(C, C, kernel_size=2, stride=2)
+        if stride == patch_size:
+            return nn.Identity()
+        if stride % patch_size == 0:
+            k = stride // patch_size
+            return nn.MaxPool2d(kernel_size=k, stride=k)
+        raise ValueError(
+            f'patch_size={patch_size} cannot give stride {stride}: use a '
+            'patch size of 4, 8, 16 or 32.')
+
+    # ------------------------------------------------------------------
+    # frozen stages
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.dense_frozen_stages < 0:
+            return []
+        return [self.patch_embed, self.drop_after_pos, self.pre_norm,
+                *self.layers[:self.dense_frozen_stages]]
+
+    def _freeze(self) -> None:
+        if self.dense_frozen_stages < 0:
+            return
+        self.pos_embed.requires_grad_(False)
+        for m in self._frozen_modules():
+            m.eval()
+            m.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> 'SelfPatchDenseViT':
+        """Set the mode; frozen stages stay in eval mode."""
+        super().train(mode)
+        if mode:
+            for m in self._frozen_modules():
+                m.eval()
+        return self
+
+    # ------------------------------------------------------------------
+    # weights
+    def init_weights(self) -> None:
+        """Initialise as the official code, then load ``init_cfg``'s
+        checkpoint when it is ``Pretrained``."""
+        init_cfg = self.init_cfg
+        pretrained = isinstance(init_cfg, dict) and \
+            init_cfg.get('type') == 'Pretrained'
+        if not pretrained:
+            super().init_weights()
+            return
+        # Random init first (deconvs, keys missing from the file), then load
+        # ourselves: mmengine's PretrainedInit knows neither the teacher
+        # prefix nor the official layouts.
+        self.init_cfg = None
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = init_cfg
+        self.load_pretrained(
+            init_cfg['checkpoint'],
+            checkpoint_key=init_cfg.get('checkpoint_key', 'teacher'),
+            prefix=init_cfg.get('prefix'),
+            map_location=init_cfg.get('map_location', 'cpu'))
+
+    def load_pretrained(self,
+                        checkpoint: str,
+                        checkpoint_key: str = 'teacher',
+                        prefix: Optional[str] = None,
+                        map_location: str = 'cpu') -> Dict[str, List[str]]:
+        """Load the ViT weights of a checkpoint file.
+
+        Args:
+            checkpoint (str): Local path (a trusted file, unpickled with
+                ``weights_only=False``) or URL.
+            checkpoint_key (str): ``'teacher'`` or ``'student'``.
+            prefix (str, optional): Explicit key prefix (e.g.
+                ``'backbone.'``) instead of ``checkpoint_key``.
+            map_location (str): Device for loading.
+
+        Returns:
+            dict: ``missing`` and ``unexpected`` ViT keys.
+
+        Raises:
+            ValueError: If the file has no ViT weights, or their shapes do
+                not fit this arch.
+        """
+        logger = MMLogger.get_current_instance()
+        ckpt = load_checkpoint_file(checkpoint, map_location)
+        state, source = extract_vit_state_dict(
+            ckpt, checkpoint_key, prefix, filename=checkpoint,
+            log=logger.warning)
+        state = dict(state)
+        if 'pos_embed' in state:
+            state['pos_embed'] = self._fit_pos_embed(state['pos_embed'],
+                                                     checkpoint)
+        own = {
+            k: v
+            for k, v in self.state_dict().items()
+            if not k.startswith(('fpn1.', 'fpn2.', 'fpn3.', 'fpn4.'))
+        }
+        bad = [f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+               for k, v in state.items() if k in own and
+               v.shape != own[k].shape]
+        if bad:
+            raise ValueError(
+                f'{checkpoint}: ViT weights do not fit this backbone '
+                f'(check arch/patch_size): {bad}')
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        self.load_state_dict({k: v for k, v in state.items() if k in own},
+                             strict=False)
+        logger.info(f'SelfPatchDenseViT: loaded {len(own) - len(missing)}/'
+                    f'{len(own)} ViT tensors from {checkpoint} ({source}).')
+        for k in missing:
+            logger.warning(f'SelfPatchDenseViT: missing key {k} in '
+                           f'{checkpoint}')
+        for k in unexpected:
+            logger.warning(f'SelfPatchDenseViT: unexpected key {k} in '
+                           f'{checkpoint}')
+        return dict(missing=missing, unexpected=unexpected)
+
+    def _fit_pos_embed(self, pos_embed: torch.Tensor,
+                       checkpoint: str) -> torch.Tensor:
+        """Resize a stored ``(1, h*w, C)`` embedding to this model's grid."""
+        n = pos_embed.shape[1]
+        side = int(round(n**0.5))
+        if side * side != n:
+            raise ValueError(f'{checkpoint}: pos_embed of shape '
+                             f'{tuple(pos_embed.shape)} is not a square grid.')
+        dst = tuple(self.patch_resolution)
+        if (side, side) != dst:
+            MMLogger.get_current_instance().info(
+                f'SelfPatchDenseViT: resizing pos_embed from {side}x{side} '
+                f'to {dst[0]}x{dst[1]}.')
+        return interpolate_pos_embed(pos_embed, (side, side), dst)
+
+    # ------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Forward.
+
+        Args:
+            x (Tensor): ``(B, 3, H, W)``, H and W multiples of the patch
+                size.
+
+        Returns:
+            tuple[Tensor]: Four ``(B, C, H/s, W/s)`` maps, s = 4, 8, 16, 32.
+        """
+        feats = super().forward(x)
+        return tuple(
+            getattr(self, f'fpn{i}')(f) for i, f in enumerate(feats, 1))
+
+
+def _register_downstream() -> None:
+    """Register in mmdet's and mmseg's ``MODELS`` when they are installed,
+    so configs with ``default_scope='mmdet'``/``'mmseg'`` find it."""
+    for name in ('mmdet', 'mmseg'):
+        try:
+            registry = __import__(f'{name}.registry',
+                                  fromlist=['MODELS']).MODELS
+        except ImportError:
+            continue
+        registry.register_module(module=SelfPatchDenseViT, force=True)
+
+
+_register_downstream()
