@@ -168,6 +168,14 @@ def init_cpu_dist_if_needed(launcher: str, cfg: Optional[Any] = None) -> bool:
         return False
     if not torch_dist.is_initialized():
         _set_env_from_launcher(launcher)
+        missing = [
+            k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+            if k not in os.environ
+        ]
+        if missing:
+            raise RuntimeError(
+                f'--launcher {launcher} needs the env variables {missing}; '
+                'start the job with torchrun (tools/dist_train.sh).')
         torch_dist.init_process_group(
             backend='gloo',
             init_method='env://',
