@@ -1,0 +1,119 @@
+"""Parity of the aggregation module with the official ``SelfPatchHead``.
+
+Reference: alinlab/SelfPatch@81aef14, selfpatch_vision_transformer.py
+(``Class_Attention``, ``LayerScale_Block_CA``, ``SelfPatchHead.forward``),
+re-written below with explicit loops over blocks and the official tensor
+layout, and run with the weights of our module.
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from selfpatch_mm.models.necks import SelfPatchNeck
+from selfpatch_mm.models.utils import neighbour_index
+
+
+def official_block(blk, x, x_cls):
+    u = blk.norm1(torch.cat((x_cls, x), dim=1))
+    B, N, C = u.shape
+    h = blk.num_heads
+    q = blk.attn.q(u[:, 0]).reshape(B, 1, h, C // h).permute(0, 2, 1, 3)
+    k = blk.attn.k(u).reshape(B, N, h, C // h).permute(0, 2, 1, 3)
+    v = blk.attn.v(u).reshape(B, N, h, C // h).permute(0, 2, 1, 3)
+    attn = ((q * (C // h)**-0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+    out = blk.attn.proj((attn @ v).transpose(1, 2).reshape(B, 1, C))
+    x_cls = x_cls + out
+    return x_cls + blk.mlp(blk.norm2(x_cls))
+
+
+def official_forward(neck, x, loc, local_idx=None, k=4):
+    B, N, C = x.shape
+    cls_tokens = neck.cls_token.expand(B, -1, -1)
+    if not loc:
+        for blk in neck.blocks:
+            cls_tokens = official_block(blk, x, cls_tokens)
+        return neck.norm(torch.cat([cls_tokens, x], dim=1))
+    x_norm = F.normalize(x, dim=-1)
+    sim = x_norm[:, local_idx] @ x_norm.unsqueeze(2).transpose(-2, -1)
+    top_idx = sim.squeeze(-1).topk(k=k, dim=-1)[1].view(-1, k, 1)
+    x_loc = x[:, local_idx].view(-1, local_idx.shape[1], C)
+    x_loc = torch.gather(x_loc, 1, top_idx.expand(-1, -1, C))
+    glo, loc_tokens = cls_tokens, cls_tokens.repeat(N, 1, 1)
+    for blk in neck.blocks:
+        glo = official_block(blk, x, glo)
+        loc_tokens = official_block(blk, x_loc, loc_tokens)
+    return neck.norm(torch.cat([glo, loc_tokens.view(x.shape)], dim=1))
+
+
+def _neck(dim=32, heads=4, **kwargs):
+    torch.manual_seed(0)
+    neck = SelfPatchNeck(in_channels=dim, num_heads=heads, **kwargs)
+    neck.init_weights()
+    # Non-trivial norms so a missing or misplaced norm shows up.
+    for name, p in neck.named_parameters():
+        if 'norm' in name:
+            p.data.normal_(1 if name.endswith('weight') else 0, 0.1)
+    return neck.eval()
+
+
+def _featmap(x, hw):
+    return [x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw)]
+
+
+@pytest.mark.parametrize('side', [14, 6])
+@pytest.mark.parametrize('with_neighbours', [False, True])
+def test_neck_matches_official(side, with_neighbours):
+    neck = _neck()
+    x = torch.randn(2, side * side, 32)
+    local_idx = neighbour_index((side, side))[0]
+    expected = official_forward(neck, x, with_neighbours, local_idx)
+    cls, patches = neck(_featmap(x, (side, side)), with_neighbours)
+    torch.testing.assert_close(cls, expected[:, 0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(patches, expected[:, 1:], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_student_patches_are_normalised_inputs():
+    neck = _neck()
+    x = torch.randn(2, 36, 32)
+    _, patches = neck(_featmap(x, (6, 6)))
+    torch.testing.assert_close(patches, neck.norm(x))
+
+
+def test_non_square_grid_and_valid_border():
+    neck = _neck(border='valid')
+    x = torch.randn(2, 4 * 7, 32)
+    cls, patches = neck(_featmap(x, (4, 7)), with_neighbours=True)
+    assert cls.shape == (2, 32) and patches.shape == (2, 28, 32)
+    assert torch.isfinite(patches).all()
+
+
+def test_valid_border_ignores_masked_positives():
+    """A corner patch of a 3x3 grid has 3 in-grid neighbours; the 4th
+    (invalid) slot must not change its summary."""
+    neck = _neck(border='valid', num_blocks=1)
+    x = torch.randn(1, 9, 32)
+    _, patches = neck(_featmap(x, (3, 3)), with_neighbours=True)
+    idx, valid = neck.positives(x, (3, 3))
+    keep = idx[0, 0][valid[0, 0]]
+    blk = neck.blocks[0]
+    ref = official_block(blk, x[:, keep], neck.cls_token)
+    torch.testing.assert_close(patches[0, 0], neck.norm(ref)[0, 0],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_cls_attention_shape_and_mass():
+    neck = _neck()
+    x = torch.randn(2, 20, 32)
+    attn = neck.cls_attention(_featmap(x, (4, 5)))
+    assert attn.shape == (2, 4, 4, 5)
+    total = attn.sum((-2, -1))
+    assert bool(((total > 0) & (total < 1)).all())
+
+
+def test_gradients_flow_through_student_path():
+    neck = _neck().train()
+    x = torch.randn(2, 16, 32, requires_grad=True)
+    cls, patches = neck(_featmap(x, (4, 4)))
+    (cls.sum() + patches.sum()).backward()
+    assert x.grad is not None and neck.cls_token.grad is not None
