@@ -255,3 +255,43 @@ DUMP_HOOK_CFG = '''
 custom_imports = dict(imports=['dump_hook'], allow_failed_imports=False)
 custom_hooks = [dict(type='DumpRankWeightsHook', out_dir={out_dir!r})]
 '''
+
+
+def test_allow_trusted_checkpoints_loads_runner_style_file(
+        tmp_path: Path) -> None:
+    """numpy objects in a checkpoint (as in a Runner's meta) load."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from selfpatch_mm.utils import allow_trusted_checkpoints
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'meta': {'seed': np.int64(3), 'hist': np.arange(3)},
+                'state_dict': {'w': torch.ones(2)}}, path)
+    allow_trusted_checkpoints()
+    allow_trusted_checkpoints()  # idempotent
+    ckpt = _load_checkpoint(str(path), map_location='cpu')
+    assert int(ckpt['meta']['seed']) == 3
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    with pytest.raises(FileNotFoundError):
+        _load_checkpoint(str(tmp_path / 'missing.pth'))
+
+
+def test_set_cpu_ddp_wrapper() -> None:
+    from mmengine.config import Config
+
+    from selfpatch_mm.utils import set_cpu_ddp_wrapper
+    cfg = Config(dict(find_unused_parameters=True))
+    set_cpu_ddp_wrapper(cfg)
+    assert cfg.model_wrapper_cfg == dict(
+        type='MMDistributedDataParallel', device_ids=None,
+        broadcast_buffers=False, find_unused_parameters=True)
+    # an existing DDP wrapper config keeps its keys
+    cfg = Config(dict(model_wrapper_cfg=dict(
+        type='MMDistributedDataParallel', find_unused_parameters=True)))
+    set_cpu_ddp_wrapper(cfg)
+    assert cfg.model_wrapper_cfg.device_ids is None
+    assert cfg.model_wrapper_cfg.find_unused_parameters is True
+    # a non-DDP wrapper is left alone
+    cfg = Config(dict(model_wrapper_cfg=dict(
+        type='MMFullyShardedDataParallel')))
+    set_cpu_ddp_wrapper(cfg)
+    assert 'device_ids' not in cfg.model_wrapper_cfg
