@@ -1,0 +1,294 @@
+"""ADE20K transfer: the Semantic FPN and UperNet benchmark configs.
+
+* Both configs build at full scale (ViT-S/16, 150 classes) and keep weight
+  decay off position embeddings and norms.
+* On a generated ADE20K-format folder, each config (shrunk to a tiny ViT by
+  a small child config) trains a few iterations through ``tools/train.py``
+  from a pretraining checkpoint of the demo model, in its default SyncBN
+  setting, and ``tools/test.py`` prints mIoU.
+* A label value that the decode head cannot take stops training with an
+  error naming the file and the value.
+"""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAIN = REPO_ROOT / 'tools' / 'train.py'
+TEST = REPO_ROOT / 'tools' / 'test.py'
+BENCH = REPO_ROOT / 'configs' / 'selfpatch' / 'benchmarks'
+FPN_CFG = BENCH / 'fpn_vit-small-p16_8xb4-40k_ade20k-512x512.py'
+UPERNET_CFG = BENCH / 'upernet_vit-small-p16_8xb2-160k_ade20k-512x512.py'
+DEMO_PRETRAIN_CFG = (REPO_ROOT / 'configs' / 'selfpatch' /
+                     'selfpatch_vit-tiny-p8_1xb8-2e_demo.py')
+
+NUM_CLASSES = 4  # png values 1..4 (0 = unlabelled, reduce_zero_label)
+IMG_H, IMG_W = 48, 64
+
+# The demo ViT (96-d, 4 blocks, patch 8), 64x64 crops, 4 classes; the rest
+# (EncoderDecoder, heads, AdamW + poly, SyncBN, CheckSegLabels) comes from
+# the benchmark config.
+TINY_TEMPLATE = """
+_base_ = [{base!r}]
+num_classes = {num_classes}
+crop_size = (64, 64)
+check_labels = dict(type='CheckSegLabels', num_classes=num_classes)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        arch=dict(_delete_=True, embed_dims=96, num_layers=4, num_heads=3,
+                  feedforward_channels=384),
+        img_size=64, patch_size=8, out_indices=(0, 1, 2, 3)),
+{heads})
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    check_labels,
+    dict(type='RandomResize', scale=(128, 64), ratio_range=(0.8, 1.2),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(128, 64), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    check_labels,
+    dict(type='PackSegInputs'),
+]
+_loader = dict(num_workers=0, persistent_workers=False)
+# the first ADE20K classes (ids 0..3), so the table has 4 rows
+_meta = dict(classes=('wall', 'building', 'sky', 'floor'))
+train_dataloader = dict(
+    batch_size=2, **_loader,
+    dataset=dict(data_root={data_root!r}, metainfo=_meta,
+                 pipeline=train_pipeline))
+val_dataloader = dict(
+    **_loader,
+    dataset=dict(data_root={data_root!r}, metainfo=_meta,
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters=4, val_interval=4)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=2,
+         end=4),
+]
+default_hooks = dict(
+    logger=dict(interval=1), checkpoint=dict(interval=4))
+"""
+FPN_HEADS = """
+    neck=dict(in_channels=[96] * 4, out_channels=32),
+    decode_head=dict(in_channels=[32] * 4, channels=16,
+                     num_classes=num_classes),"""
+UPERNET_HEADS = """
+    decode_head=dict(in_channels=[96] * 4, channels=32,
+                     num_classes=num_classes),
+    auxiliary_head=dict(in_channels=96, channels=16,
+                        num_classes=num_classes),"""
+
+
+def _env() -> dict:
+    """Subprocess env: one thread per process, repo importable."""
+    env = dict(os.environ)
+    env['OMP_NUM_THREADS'] = '1'
+    env['PYTHONPATH'] = str(REPO_ROOT) + (
+        os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
+    return env
+
+
+def _run(cmd: List[str], cwd: Path, expect_ok: bool = True) -> str:
+    """Run a tool; return its output, failing the test on a wrong status."""
+    proc = subprocess.run(
+        [sys.executable, *map(str, cmd)],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300)
+    ok = proc.returncode == 0
+    assert ok == expect_ok, \
+        f'{cmd} exited with {proc.returncode}:\n{proc.stdout[-6000:]}'
+    return proc.stdout
+
+
+def make_ade20k_folder(root: Path,
+                       num_train: int = 4,
+                       num_val: int = 2,
+                       extra_value: int = 0) -> Path:
+    """Write a tiny ADE20K-format folder.
+
+    ``images/{training,validation}/*.jpg`` and
+    ``annotations/{training,validation}/*.png`` (uint8, 0 = unlabelled,
+    classes 1..NUM_CLASSES). Each class is a horizontal band with its own
+    colour, so the maps are learnable. With ``extra_value``, a block of
+    every annotation holds that pixel value.
+    """
+    rng = np.random.default_rng(0)
+    palette = rng.integers(0, 256, size=(NUM_CLASSES + 1, 3), dtype=np.uint8)
+    for split, n in (('training', num_train), ('validation', num_val)):
+        (root / 'images' / split).mkdir(parents=True, exist_ok=True)
+        (root / 'annotations' / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            bands = rng.permutation(NUM_CLASSES + 1)
+            seg = np.repeat(bands, IMG_H // (NUM_CLASSES + 1) + 1)[:IMG_H]
+            seg = np.repeat(seg[:, None], IMG_W, axis=1).astype(np.uint8)
+            if extra_value:
+                seg[:8, :8] = extra_value
+            img = palette[np.minimum(seg, NUM_CLASSES)].astype(np.int16)
+            img += rng.integers(-20, 21, size=img.shape, dtype=np.int16)
+            img = np.clip(img, 0, 255).astype(np.uint8)
+            name = f'ADE_{split[0]}_{i:08d}'
+            cv2.imwrite(str(root / 'images' / split / f'{name}.jpg'), img)
+            cv2.imwrite(str(root / 'annotations' / split / f'{name}.png'), seg)
+    return root
+
+
+@pytest.fixture(scope='session')
+def demo_checkpoint(tmp_path_factory) -> Path:
+    """An mmengine-style checkpoint of the (untrained) demo SelfPatch model,
+    as ``tools/train.py`` writes it (student + ``teacher.*`` EMA keys)."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    import selfpatch_mm  # noqa: F401
+    cfg = Config.fromfile(str(DEMO_PRETRAIN_CFG))
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    path = tmp_path_factory.mktemp('pretrain') / 'epoch_1.pth'
+    torch.save({
+        'meta': dict(epoch=1, iter=1),
+        'state_dict': model.state_dict()
+    }, path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def ade_root(tmp_path_factory) -> Path:
+    return make_ade20k_folder(tmp_path_factory.mktemp('ade'))
+
+
+def _build(config: Path):
+    """The benchmark model with random weights, SyncBN reverted."""
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+
+    import selfpatch_mm  # noqa: F401
+    import selfpatch_mm.datasets.transforms.check_seg_labels  # noqa: F401
+    cfg = Config.fromfile(str(config))
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    return cfg, model
+
+
+@pytest.mark.parametrize('config', [FPN_CFG, UPERNET_CFG], ids=['fpn',
+                                                                'upernet'])
+def test_benchmark_config_full_scale(config: Path) -> None:
+    """The paper-scale model builds, predicts 150 classes at stride 4 and
+    has no weight decay on pos_embed and norms."""
+    from mmengine.optim import build_optim_wrapper
+
+    cfg, model = _build(config)
+    assert cfg.model.backbone.type == 'SelfPatchDenseViT'
+    assert cfg.model.backbone.arch == 'deit-small'
+    assert tuple(cfg.model.backbone.out_indices) == (2, 5, 8, 11)
+    assert cfg.model.backbone.drop_path_rate == 0.1
+    steps = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+    assert steps.index('CheckSegLabels') == steps.index('LoadAnnotations') + 1
+    steps = [t['type'] for t in cfg.test_dataloader.dataset.pipeline]
+    assert steps.index('CheckSegLabels') == steps.index('LoadAnnotations') + 1
+    assert cfg.param_scheduler[0].end == 1500
+    assert cfg.param_scheduler[1].end == cfg.train_cfg.max_iters
+
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 96), mode='tensor')
+    assert out.shape == (1, 150, 16, 24)
+
+    optim = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
+    decay = {}
+    for group in optim.param_groups:
+        for p in group['params']:
+            decay[id(p)] = group['weight_decay']
+    named = dict(model.named_parameters())
+    assert decay[id(named['backbone.pos_embed'])] == 0
+    assert decay[id(named['backbone.layers.0.ln1.weight'])] == 0
+    assert decay[id(named['decode_head.conv_seg.weight'])] == 0.01
+    assert decay[id(named['backbone.layers.0.attn.qkv.weight'])] == 0.01
+    bn = [n for n, m in model.named_modules()
+          if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn and all(decay[id(named[f'{n}.weight'])] == 0 for n in bn)
+
+
+@pytest.mark.parametrize(
+    'config, heads', [(FPN_CFG, FPN_HEADS), (UPERNET_CFG, UPERNET_HEADS)],
+    ids=['fpn', 'upernet'])
+def test_train_then_test_prints_miou(config: Path, heads: str,
+                                     demo_checkpoint: Path, ade_root: Path,
+                                     tmp_path: Path) -> None:
+    tiny = tmp_path / 'tiny.py'
+    tiny.write_text(
+        TINY_TEMPLATE.format(
+            base=str(config),
+            num_classes=NUM_CLASSES,
+            data_root=str(ade_root),
+            heads=heads))
+    work_dir = tmp_path / 'work'
+    # The documented way to pick the pretraining checkpoint; SyncBN stays
+    # in the config (single process: it must turn into BN by itself).
+    out = _run([
+        TRAIN, tiny, '--work-dir', work_dir, '--cfg-options',
+        f'model.backbone.init_cfg.checkpoint={demo_checkpoint}'
+    ], tmp_path)
+    assert f'from {demo_checkpoint} (teacher' in out, out[-4000:]
+    assert 'mIoU' in out  # validation after iteration 4
+    ckpt = work_dir / 'iter_4.pth'
+    assert ckpt.is_file()
+
+    out = _run([TEST, tiny, ckpt, '--work-dir', tmp_path / 'test'], tmp_path)
+    # mmseg's IoUMetric prints a per-class table and the summary line
+    match = re.search(r'mIoU: (\d+\.\d+)', out)
+    assert match, out[-4000:]
+    assert 0.0 <= float(match.group(1)) <= 100.0
+    # and its per-class table, one row per class
+    for name in ('wall', 'building', 'sky', 'floor'):
+        assert re.search(rf'\|\s+{name}\s+\|\s+\d+\.\d+', out), name
+
+
+def test_out_of_range_label_stops_training_with_clear_error(
+        tmp_path: Path) -> None:
+    """The full FPN config (150 classes) on annotations with pixel value 201
+    (label 200 after reduce_zero_label): the run stops before any forward
+    with the file and the value, not an index error in the loss."""
+    root = make_ade20k_folder(
+        tmp_path / 'ade', num_train=2, num_val=1, extra_value=201)
+    out = _run([
+        TRAIN, FPN_CFG, '--work-dir', tmp_path / 'work', '--cfg-options',
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'model.backbone.init_cfg=None'
+    ], tmp_path, expect_ok=False)
+    assert 'ValueError' in out
+    assert re.search(r"Annotation '.*ADE_t_0000000\d\.png' has label "
+                     r'value\(s\) 200, but num_classes is 150', out), \
+        out[-4000:]
+    assert 'pixel values 201' in out
+    assert 'IndexError' not in out and 'out of bounds' not in out
