@@ -1,0 +1,27 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+"""Evaluation of pretrained features without fine-tuning: DAVIS-2017 label
+propagation and its J&F metrics, weighted k-NN classification and patch
+feature pictures."""
+from .davis_metrics import (boundary_f_measure, boundary_map, evaluate_davis,
+                            evaluate_sequence, format_davis_table, read_label,
+                            region_similarity, summarize_davis)
+from .knn import extract_image_features, knn_classify, read_image_folder
+from .label_propagation import (davis_frame_size, list_frames,
+                                neighbourhood_mask, normalize_label_maps,
+                                propagate_labels, read_palette, segment_video,
+                                write_indexed_png)
+from .patch_visualization import (draw_positives, pca_rgb, resize_to_patches,
+                                  visualize_patches)
+from .pretrained import (PretrainedSelfPatch, add_pretrained_args,
+                         extract_submodule_state, load_pretrained_selfpatch)
+
+__all__ = [
+    'boundary_f_measure', 'boundary_map', 'evaluate_davis',
+    'evaluate_sequence', 'format_davis_table', 'read_label',
+    'region_similarity', 'summarize_davis', 'extract_image_features',
+    'knn_classify', 'read_image_folder', 'davis_frame_size', 'list_frames',
+    'neighbourhood_mask', 'normalize_label_maps', 'propagate_labels',
+    'read_palette', 'segment_video', 'write_indexed_png', 'draw_positives',
+    'pca_rgb', 'resize_to_patches', 'visualize_patches', 'PretrainedSelfPatch',
+    'extract_submodule_state', 'load_pretrained_selfpatch'
+]

@@ -1,0 +1,204 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+"""Load the backbone and aggregation neck of a SelfPatch checkpoint.
+
+The analysis tools (DAVIS label propagation, patch pictures, k-NN) evaluate
+pretrained SelfPatch (https://arxiv.org/abs/2201.06857) features without
+fine-tuning. They build only the backbone and the neck from the pretraining
+config and take their weights from the EMA teacher (``teacher.backbone.*``,
+``teacher.neck.*``), as the official evaluation scripts do, or from the
+student.
+"""
+import argparse
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from torch import nn
+
+__all__ = [
+    'PretrainedSelfPatch', 'load_pretrained_selfpatch',
+    'extract_submodule_state'
+]
+
+KEYS = ('teacher', 'student')
+
+
+def extract_submodule_state(state_dict: Dict[str, torch.Tensor],
+                            prefix: str) -> Dict[str, torch.Tensor]:
+    """Entries of ``state_dict`` under ``prefix``, with the prefix removed.
+
+    A leading ``module.`` (DDP) is ignored.
+    """
+    out = {}
+    for k, v in state_dict.items():
+        if k.startswith('module.'):
+            k = k[len('module.'):]
+        if k.startswith(prefix):
+            out[k[len(prefix):]] = v
+    return out
+
+
+@dataclass
+class PretrainedSelfPatch:
+    """A pretrained backbone and neck plus the input normalisation.
+
+    Attributes:
+        backbone (nn.Module): :class:`SelfPatchViT` (or any backbone whose
+            last output is a ``(B, C, H, W)`` patch feature map).
+        neck (nn.Module | None): :class:`SelfPatchNeck`, None when the config
+            or the checkpoint has none.
+        mean (np.ndarray): RGB (or BGR, see ``to_rgb``) mean, 0-255 scale.
+        std (np.ndarray): Standard deviation, 0-255 scale.
+        to_rgb (bool): Whether images read as BGR are flipped to RGB.
+        patch_size (int): Patch size of the backbone.
+        device (torch.device): Where the modules live.
+    """
+    backbone: nn.Module
+    neck: Optional[nn.Module]
+    mean: np.ndarray
+    std: np.ndarray
+    to_rgb: bool
+    patch_size: int
+    device: torch.device
+
+    def preprocess(self, img_bgr: np.ndarray) -> torch.Tensor:
+        """``(H, W, 3)`` uint8 BGR image to a normalised ``(3, H, W)``
+        tensor on :attr:`device`, as the config's data preprocessor does."""
+        if img_bgr.ndim != 3 or img_bgr.shape[2] != 3:
+            raise ValueError('Expected an (H, W, 3) image, got shape '
+                             f'{img_bgr.shape}.')
+        img = img_bgr[..., ::-1] if self.to_rgb else img_bgr
+        img = (img.astype(np.float32) - self.mean) / self.std
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(
+            2, 0, 1))).to(self.device)
+
+    @torch.no_grad()
+    def featmap(self, x: torch.Tensor) -> torch.Tensor:
+        """Last block's patch features ``(B, C, H/p, W/p)`` of images
+        ``(B, 3, H, W)`` (or one ``(3, H, W)`` image, batched)."""
+        if x.dim() == 3:
+            x = x[None]
+        return self.backbone(x)[-1]
+
+
+def _patch_size(backbone: nn.Module) -> int:
+    size = getattr(backbone, 'patch_size', None)
+    if size is None:  # mmpretrain ViTs keep it on the patch embedding
+        size = backbone.patch_embed.projection.kernel_size[0]
+    return int(size if np.isscalar(size) else size[0])
+
+
+def load_pretrained_selfpatch(
+        config: str,
+        checkpoint: Optional[str],
+        key: str = 'teacher',
+        device: Optional[str] = None,
+        cfg_options: Optional[dict] = None) -> PretrainedSelfPatch:
+    """Build the backbone and neck of a pretraining config and load weights.
+
+    Args:
+        config (str): A selfpatch_mm pretraining config (``model.backbone``,
+            optionally ``model.neck`` and ``model.data_preprocessor``).
+        checkpoint (str | None): A local, trusted checkpoint (mmengine
+            ``{'state_dict': ...}`` or a bare state dict). None keeps the
+            random initialisation (for tests and debugging only).
+        key (str): ``'teacher'`` loads ``teacher.backbone.*`` /
+            ``teacher.neck.*``, ``'student'`` loads ``backbone.*`` /
+            ``neck.*``.
+        device (str, optional): Defaults to CUDA when available.
+        cfg_options (dict, optional): Overrides merged into the config.
+
+    Returns:
+        PretrainedSelfPatch: The modules, in eval mode without gradients.
+
+    Raises:
+        ValueError: For an unknown ``key``.
+        KeyError: When the checkpoint has no weights for the backbone under
+            the prefix that ``key`` selects.
+    """
+    import selfpatch_mm  # noqa: F401  (registers the models)
+    from mmpretrain.registry import MODELS
+
+    from ..utils import load_trusted_local_checkpoint
+    if key not in KEYS:
+        raise ValueError(f'key must be one of {KEYS}, got {key!r}.')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'model' not in cfg or 'backbone' not in cfg.model:
+        raise KeyError(f'{config} has no `model.backbone`; pass a '
+                       'selfpatch_mm pretraining config.')
+    device = torch.device(
+        device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    backbone = MODELS.build(cfg.model.backbone)
+    neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') else None
+    if checkpoint is None:
+        for m in (backbone, neck):
+            if m is not None:
+                m.init_weights()
+    else:
+        ckpt = load_trusted_local_checkpoint(checkpoint, map_location='cpu')
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
+            else None
+        if not isinstance(state, dict):
+            raise KeyError(f'{checkpoint} holds no state dict.')
+        prefix = 'teacher.' if key == 'teacher' else ''
+        _load_part(backbone, state, prefix + 'backbone.', checkpoint, key)
+        if neck is not None:
+            if extract_submodule_state(state, prefix + 'neck.'):
+                _load_part(neck, state, prefix + 'neck.', checkpoint, key)
+            else:
+                neck = None  # e.g. a backbone-only checkpoint
+    pre = cfg.model.get('data_preprocessor', None) or {}
+    mean = np.asarray(pre.get('mean', [123.675, 116.28, 103.53]), np.float32)
+    std = np.asarray(pre.get('std', [58.395, 57.12, 57.375]), np.float32)
+    modules = [m for m in (backbone, neck) if m is not None]
+    for m in modules:
+        # mmpretrain's ViT.train() returns None: no chaining after eval().
+        m.to(device).requires_grad_(False)
+        m.eval()
+    return PretrainedSelfPatch(
+        backbone=backbone,
+        neck=neck,
+        mean=mean,
+        std=std,
+        to_rgb=bool(pre.get('to_rgb', pre.get('bgr_to_rgb', True))),
+        patch_size=_patch_size(backbone),
+        device=device)
+
+
+def _load_part(module: nn.Module, state: Dict[str, torch.Tensor], prefix: str,
+               checkpoint: str, key: str) -> None:
+    part = extract_submodule_state(state, prefix)
+    if not part:
+        prefixes = sorted({k.split('.')[0] for k in state})
+        raise KeyError(
+            f"{checkpoint} has no '{prefix}*' weights (key={key!r}); its "
+            f'top-level prefixes are {prefixes}. Use --key student for a '
+            'checkpoint without an EMA teacher.')
+    try:
+        module.load_state_dict(part, strict=True)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"The '{prefix}*' weights of {checkpoint} do not fit the "
+            f'config\'s model (check the config matches the checkpoint): '
+            f'{err}') from err
+
+
+def add_pretrained_args(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments every analysis tool shares: the positional
+    ``config`` and ``checkpoint``, ``--key`` and ``--device`` (pass them to
+    :func:`load_pretrained_selfpatch`)."""
+    parser.add_argument('config', help='selfpatch_mm pretraining config')
+    parser.add_argument('checkpoint', help='pretraining checkpoint (.pth)')
+    parser.add_argument(
+        '--key',
+        choices=KEYS,
+        default='teacher',
+        help='weights to use (default: the EMA teacher)')
+    parser.add_argument(
+        '--device',
+        default=None,
+        help='cuda or cpu (default: cuda if available)')

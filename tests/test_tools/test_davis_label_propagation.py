@@ -1,0 +1,212 @@
+"""DAVIS-2017 label propagation: J/F metrics, propagation and the tool."""
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+# --import-mode=importlib puts no test folder on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
+from dense_eval_utils import (
+    DEMO_CONFIG,
+    load_tool,  # noqa: E402
+    make_davis,
+    object_labels,
+    run_tool,
+    save_demo_checkpoint,
+    write_label)
+
+from selfpatch_mm.evaluation import (
+    boundary_f_measure,  # noqa: E402
+    boundary_map,
+    davis_frame_size,
+    evaluate_davis,
+    format_davis_table,
+    list_frames,
+    neighbourhood_mask,
+    propagate_labels,
+    read_label,
+    read_palette,
+    region_similarity,
+    segment_video,
+    summarize_davis)
+
+
+@pytest.fixture(scope='module')
+def davis(tmp_path_factory):
+    return make_davis(tmp_path_factory.mktemp('davis') / 'DAVIS')
+
+
+def _write_results(res_root,
+                   shift: int,
+                   h: int = 64,
+                   w: int = 128,
+                   num_frames: int = 6):
+    (res_root / 'cars').mkdir(parents=True)
+    for t in range(num_frames):
+        write_label(res_root / 'cars' / f'{t:05d}.png',
+                    object_labels(h, w, t, shift))
+    return res_root
+
+
+def test_region_similarity():
+    a = np.zeros((8, 8), bool)
+    b = np.zeros((8, 8), bool)
+    a[:, :4] = True
+    b[:, 2:6] = True
+    assert region_similarity(a, b) == pytest.approx(16 / 48)
+    assert region_similarity(a, a) == 1.0
+    assert region_similarity(~a & a, ~b & b) == 1.0  # both empty
+
+
+def test_boundary_map_and_f_measure():
+    mask = np.zeros((40, 40), bool)
+    mask[10:20, 10:20] = True
+    bmap = boundary_map(mask)
+    # A pixel is on the boundary when its east, south or south-east
+    # neighbour differs: the outer rim above/left, the inner rim
+    # below/right (boundaries sit half a pixel towards the origin).
+    expected = np.zeros_like(mask)
+    expected[9, 9:20] = expected[9:20, 9] = True
+    expected[19, 10:20] = expected[10:20, 19] = True
+    assert np.array_equal(bmap, expected)
+    # Tolerance: ceil(0.008 * diagonal) = 1 pixel on a 40x40 image.
+    assert boundary_f_measure(np.roll(mask, 1, 1), mask) == 1.0
+    assert boundary_f_measure(np.roll(mask, 5, 1), mask) < 0.5
+    assert boundary_f_measure(np.zeros_like(mask), mask) == 0.0
+    assert boundary_f_measure(np.zeros_like(mask), np.zeros_like(mask)) == 1
+
+
+def test_perfect_masks_score_one(davis):
+    ann = davis / 'Annotations' / '480p'
+    summary = summarize_davis(evaluate_davis(str(ann), str(ann), ['cars']))
+    assert summary['J&F-Mean'] == 1.0
+    assert summary['J-Mean'] == 1.0 and summary['F-Mean'] == 1.0
+    assert [r[0] for r in summary['per_object']] == ['cars_1', 'cars_2']
+    assert 'J&F-Mean' in format_davis_table(summary)
+
+
+def test_shifted_masks_score_lower(davis, tmp_path):
+    ann = str(davis / 'Annotations' / '480p')
+    small = summarize_davis(
+        evaluate_davis(ann, str(_write_results(tmp_path / 'a', 1)), ['cars']))
+    big = summarize_davis(
+        evaluate_davis(ann, str(_write_results(tmp_path / 'b', 8)), ['cars']))
+    assert 0.8 < small['J&F-Mean'] < 1.0
+    assert big['J&F-Mean'] < 0.5
+    assert big['J-Mean'] < small['J-Mean'] and \
+        big['F-Mean'] < small['F-Mean']
+
+
+def test_missing_or_bad_results_are_reported(davis, tmp_path):
+    ann = str(davis / 'Annotations' / '480p')
+    with pytest.raises(FileNotFoundError, match='00001.png'):
+        evaluate_davis(ann, str(tmp_path), ['cars'])
+    res = _write_results(tmp_path / 'r', 0)
+    write_label(res / 'cars' / '00002.png', np.full((64, 128), 3, np.uint8))
+    with pytest.raises(ValueError, match='object id 3'):
+        evaluate_davis(ann, str(res), ['cars'])
+
+
+def test_frame_size_follows_official_rounding():
+    assert davis_frame_size(480, 854) == (480, 832)
+    assert davis_frame_size(854, 480) == (832, 480)
+    assert davis_frame_size(60, 130, resolution=60) == (60, 128)
+
+
+def test_propagation_copies_labels_of_identical_patches():
+    torch.manual_seed(0)
+    hw, k_cls = (4, 5), 3
+    feats = torch.nn.functional.normalize(torch.randn(20, 16), dim=1)
+    labels = torch.nn.functional.one_hot(
+        torch.randint(0, k_cls, (20, )), k_cls).T.float()
+    out = propagate_labels(
+        feats,
+        feats[None],
+        labels[None],
+        topk=1,
+        mask=neighbourhood_mask(hw, 1))
+    assert torch.equal(out, labels)
+    # Source patch j+1 holds the feature of target patch j: unrestricted,
+    # each target takes the label of its perfect match ...
+    shifted = feats.roll(1, 0)
+    out = propagate_labels(feats, shifted[None], labels[None], topk=1)
+    assert torch.equal(out, labels.roll(-1, 1))
+    # ... but with radius 0 only the source patch at the same position.
+    out = propagate_labels(
+        feats,
+        shifted[None],
+        labels[None],
+        topk=1,
+        mask=neighbourhood_mask(hw, 0))
+    assert torch.equal(out, labels)
+
+
+def test_colour_features_propagate_well(davis, tmp_path):
+    """Colour is an ideal feature for this video: propagation with it must
+    track both objects, which checks the whole pipeline (resizing,
+    context queue, upsampling, writing)."""
+
+    def extract(img):
+        x = torch.from_numpy(img).float().permute(2, 0, 1) - 128
+        return torch.nn.functional.avg_pool2d(x[None], 8)[0]
+
+    first = str(davis / 'Annotations' / '480p' / 'cars' / '00000.png')
+    (tmp_path / 'cars').mkdir()
+    segment_video(
+        list_frames(str(davis / 'JPEGImages' / '480p' / 'cars')),
+        read_label(first),
+        extract,
+        8,
+        str(tmp_path / 'cars'),
+        read_palette(first),
+        resolution=64)
+    summary = summarize_davis(
+        evaluate_davis(
+            str(davis / 'Annotations' / '480p'), str(tmp_path), ['cars']))
+    assert summary['J&F-Mean'] > 0.7
+
+
+def test_tool_end_to_end(tmp_path):
+    """Frames of 60x130 pixels: the resized 60x128 frames are not a multiple
+    of the 8-pixel patches, so the tool must crop as the official code."""
+    data = make_davis(
+        tmp_path / 'DAVIS', h=60, w=130, num_frames=4, seqs=['cars', 'dogs'])
+    ckpt = save_demo_checkpoint(tmp_path / 'demo.pth')
+    out = tmp_path / 'results'
+    proc = run_tool('davis_label_propagation.py',
+                    DEMO_CONFIG, ckpt, '--data-root', str(data), '--out-dir',
+                    str(out), '--resolution', '60', '--device', 'cpu')
+    first = data / 'Annotations' / '480p' / 'cars' / '00000.png'
+    for seq in ('cars', 'dogs'):
+        names = sorted(p.name for p in (out / seq).iterdir())
+        assert names == [f'{t:05d}.png' for t in range(4)]
+        for name in names:
+            img = Image.open(out / seq / name)
+            assert img.size == (130, 60) and img.mode == 'P'
+            assert img.getpalette()[:9] == Image.open(first).getpalette()[:9]
+    assert np.array_equal(
+        read_label(str(out / 'cars' / '00000.png')), read_label(str(first)))
+    for row in ('cars_1', 'cars_2', 'dogs_1', 'dogs_2'):
+        assert row in proc.stdout
+    scores = re.findall(r'^\s*([01]\.\d{4})\s+([01]\.\d{4})',
+                        proc.stdout.split('J&F-Mean')[-1], re.M)
+    jf, j = map(float, scores[0])
+    assert 0.0 <= jf <= 1.0 and 0.0 <= j <= 1.0
+
+    # --eval-only re-scores the written results; a missing split is a clear
+    # error.
+    tool = load_tool('davis_label_propagation.py')
+    args = [
+        DEMO_CONFIG, ckpt, '--data-root',
+        str(data), '--out-dir',
+        str(out), '--eval-only'
+    ]
+    assert tool.main(args)['J&F-Mean'] == pytest.approx(jf, abs=1e-4)
+    shutil.rmtree(data / 'ImageSets')
+    with pytest.raises(FileNotFoundError, match='ImageSets/2017/val.txt'):
+        tool.main(args)

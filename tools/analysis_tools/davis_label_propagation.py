@@ -1,0 +1,146 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+"""DAVIS-2017 video object segmentation by label propagation (no
+fine-tuning), with J&F computed here.
+
+The protocol of the SelfPatch (https://arxiv.org/abs/2201.06857) and DINO
+``eval_video_segmentation.py``; see
+:mod:`selfpatch_mm.evaluation.label_propagation` for the details.
+
+Example::
+
+    python tools/analysis_tools/davis_label_propagation.py \\
+        configs/selfpatch/selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py \\
+        work_dirs/selfpatch/epoch_300.pth \\
+        --data-root data/DAVIS --out-dir work_dirs/davis_results
+"""
+import argparse
+import os
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.utils import ProgressBar
+
+from selfpatch_mm.evaluation import (add_pretrained_args, evaluate_davis,
+                                     format_davis_table, list_frames,
+                                     load_pretrained_selfpatch, read_label,
+                                     read_palette, segment_video,
+                                     summarize_davis)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        description='DAVIS-2017 label propagation with SelfPatch features')
+    add_pretrained_args(parser)
+    parser.add_argument(
+        '--data-root',
+        required=True,
+        help='DAVIS root (JPEGImages/480p, Annotations/480p, '
+        'ImageSets/2017/val.txt)')
+    parser.add_argument(
+        '--out-dir',
+        required=True,
+        help='results folder: <out-dir>/<seq>/<frame>.png')
+    parser.add_argument(
+        '--split',
+        default='val',
+        help='ImageSets/2017/<split>.txt (default: val)')
+    parser.add_argument(
+        '--n-last-frames',
+        type=int,
+        default=7,
+        help='preceding frames used as context')
+    parser.add_argument(
+        '--size-mask-neighborhood',
+        type=int,
+        default=12,
+        help='neighbourhood radius in patches (0: none)')
+    parser.add_argument(
+        '--topk',
+        type=int,
+        default=5,
+        help='source patches each target patch uses')
+    parser.add_argument(
+        '--resolution',
+        type=int,
+        default=480,
+        help='short side of the resized frames')
+    parser.add_argument(
+        '--long-side-multiple',
+        type=int,
+        default=64,
+        help='long side rounded down to a multiple of this '
+        '(official: 64)')
+    parser.add_argument(
+        '--eval-only',
+        action='store_true',
+        help='only score the PNGs already in --out-dir')
+    args = parser.parse_args(argv)
+    if args.n_last_frames < 0 or args.topk < 1 or \
+            args.size_mask_neighborhood < 0 or args.resolution < 1:
+        parser.error('--n-last-frames and --size-mask-neighborhood must be '
+                     '>= 0, --topk and --resolution >= 1.')
+    return args
+
+
+def read_sequences(data_root: str, split: str = 'val') -> List[str]:
+    """Sequence names of ``ImageSets/2017/<split>.txt``."""
+    path = osp.join(data_root, 'ImageSets', '2017', f'{split}.txt')
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{path} does not exist: --data-root must be a DAVIS-2017 folder '
+            'with ImageSets/2017/<split>.txt, JPEGImages/480p and '
+            'Annotations/480p.')
+    with open(path) as f:
+        seqs = [line.strip() for line in f if line.strip()]
+    if not seqs:
+        raise ValueError(f'{path} lists no sequence.')
+    return seqs
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    """Run label propagation and print the scores.
+
+    Returns:
+        dict: Output of :func:`summarize_davis`.
+    """
+    args = parse_args(argv)
+    seqs = read_sequences(args.data_root, args.split)
+    img_root = osp.join(args.data_root, 'JPEGImages', '480p')
+    ann_root = osp.join(args.data_root, 'Annotations', '480p')
+    if not args.eval_only:
+        model = load_pretrained_selfpatch(args.config, args.checkpoint,
+                                          args.key, args.device)
+
+        def extract(img):
+            return model.featmap(model.preprocess(img))[0]
+
+        frames = {s: list_frames(osp.join(img_root, s)) for s in seqs}
+        progress = ProgressBar(sum(map(len, frames.values())))
+        for seq in seqs:
+            first_ann = osp.join(
+                ann_root, seq,
+                osp.splitext(osp.basename(frames[seq][0]))[0] + '.png')
+            seq_out = osp.join(args.out_dir, seq)
+            os.makedirs(seq_out, exist_ok=True)
+            segment_video(
+                frames[seq],
+                read_label(first_ann),
+                extract,
+                model.patch_size,
+                seq_out,
+                read_palette(first_ann),
+                resolution=args.resolution,
+                n_last_frames=args.n_last_frames,
+                size_mask_neighborhood=args.size_mask_neighborhood,
+                topk=args.topk,
+                long_side_multiple=args.long_side_multiple,
+                on_frame=progress.update)
+        print()
+    summary = summarize_davis(evaluate_davis(ann_root, args.out_dir, seqs))
+    print(format_davis_table(summary))
+    return summary
+
+
+if __name__ == '__main__':
+    main()
