@@ -1,0 +1,168 @@
+"""End to end: a pretraining checkpoint -> Mask R-CNN fine-tuning with the
+COCO transfer config (tools/train.py) -> COCO box/mask AP (tools/test.py),
+on a COCO-format dataset generated here."""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+from PIL import Image, ImageDraw
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO, 'configs/selfpatch/benchmarks/'
+                  'mask-rcnn_vit-small-p16_fpn_1x_coco.py')
+DEMO_CFG = osp.join(REPO, 'configs/selfpatch/selfpatch_vit-tiny-p8_1xb8-2e_demo.py')
+CLASSES = ('square', 'triangle')
+
+
+def make_coco(root, split, n_images, rng):
+    """Images with squares and triangles, instances json with polygons."""
+    os.makedirs(osp.join(root, split), exist_ok=True)
+    images, anns = [], []
+    for i in range(n_images):
+        w, h = 128, 96
+        img = Image.fromarray(rng.integers(0, 80, (h, w, 3), np.uint8))
+        draw = ImageDraw.Draw(img)
+        for j, cat in enumerate((1, 2)):
+            x, y, s = 10 + 60 * j + int(rng.integers(0, 10)), \
+                15 + int(rng.integers(0, 30)), 30 + int(rng.integers(0, 10))
+            poly = ([x, y, x + s, y, x + s, y + s, x, y + s] if cat == 1 else
+                    [x, y + s, x + s, y + s, x + s // 2, y])
+            draw.polygon(poly, fill=(220, 60, 60) if cat == 1 else
+                         (60, 220, 60))
+            xs, ys = poly[0::2], poly[1::2]
+            anns.append(dict(
+                id=len(anns) + 1, image_id=i + 1, category_id=cat,
+                segmentation=[[float(v) for v in poly]], iscrowd=0,
+                area=float(s * s if cat == 1 else s * s / 2),
+                bbox=[float(min(xs)), float(min(ys)),
+                      float(max(xs) - min(xs)), float(max(ys) - min(ys))]))
+        name = f'{i:012d}.jpg'
+        img.save(osp.join(root, split, name))
+        images.append(dict(id=i + 1, file_name=name, width=w, height=h))
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    with open(osp.join(root, f'annotations/instances_{split}.json'),
+              'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=[
+            dict(id=k + 1, name=c, supercategory='shape')
+            for k, c in enumerate(CLASSES)]), f)
+
+
+TINY_CFG = '''
+_base_ = {config!r}
+data_root = {root!r}
+metainfo = dict(classes={classes!r})
+model = dict(
+    backbone=dict(
+        arch=dict(_delete_=True, embed_dims=96, num_layers=4, num_heads=3,
+                  feedforward_channels=384),
+        img_size=64, patch_size=8, out_indices=(0, 1, 2, 3),
+        init_cfg=dict(checkpoint={ckpt!r})),
+    neck=dict(in_channels=[96] * 4),
+    roi_head=dict(bbox_head=dict(num_classes=2), mask_head=dict(num_classes=2)))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomChoice', transforms=[
+        [dict(type='RandomChoiceResize', scales=[(96, 128), (128, 128)],
+              keep_ratio=True)],
+        [dict(type='RandomChoiceResize', scales=[(112, 128)], keep_ratio=True),
+         dict(type='RandomCrop', crop_type='absolute_range',
+              crop_size=(64, 96), allow_negative_crop=True),
+         dict(type='RandomChoiceResize', scales=[(96, 128)], keep_ratio=True)]
+    ]),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
+                                          'img_shape', 'scale_factor'))
+]
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo,
+                 pipeline=train_pipeline,
+                 filter_cfg=dict(filter_empty_gt=True, min_size=8)))
+test_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo,
+                 pipeline=test_pipeline))
+test_evaluator = dict(
+    ann_file=data_root + 'annotations/instances_val2017.json')
+# no validation while training: tools/test.py evaluates
+val_dataloader = val_evaluator = val_cfg = None
+train_cfg = dict(max_epochs=1)
+default_hooks = dict(logger=dict(interval=1))
+'''
+
+
+@pytest.fixture(scope='module')
+def tiny_setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('coco')
+    rng = np.random.default_rng(0)
+    root = str(tmp / 'coco') + '/'
+    make_coco(root, 'train2017', 4, rng)
+    make_coco(root, 'val2017', 2, rng)
+    # a pretraining checkpoint of the demo model (what tools/train.py on
+    # the demo config writes: an mmengine dict with student + teacher)
+    model = MODELS.build(Config.fromfile(DEMO_CFG).model)
+    model.init_weights()
+    ckpt = str(tmp / 'selfpatch_demo.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {'epoch': 1}}, ckpt)
+    cfg = str(tmp / 'mask-rcnn_tiny_coco.py')
+    with open(cfg, 'w') as f:
+        f.write(TINY_CFG.format(config=CONFIG, root=root, ckpt=ckpt,
+                                classes=CLASSES))
+    return tmp, cfg
+
+
+def run(args, **kwargs):
+    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True,
+                          **kwargs)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def test_train_then_test_reports_box_and_mask_ap(tiny_setup):
+    tmp, cfg = tiny_setup
+    work = str(tmp / 'work')
+    out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', work,
+               '--cfg-options', 'model.backbone.norm_cfg.type=BN'])
+    assert 'SelfPatchDenseViT: loaded 51/51 ViT tensors' in out
+    assert 'teacher.backbone.*' in out
+    assert 'Epoch(train) [1][2/2]' in out
+    ckpt = osp.join(work, 'epoch_1.pth')
+    assert osp.isfile(ckpt)
+
+    out = run([sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir',
+               str(tmp / 'test')])
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP', 'coco/segm_mAP_50'):
+        assert key in out
+    metrics = glob.glob(str(tmp / 'test/*/*.json'))
+    assert metrics, 'tools/test.py wrote no metrics json'
+    with open(metrics[0]) as f:
+        result = json.load(f)
+    assert 0.0 <= result['coco/bbox_mAP'] <= 1.0
+    assert 0.0 <= result['coco/segm_mAP'] <= 1.0
+
+
+def test_dist_train_sh_accepts_config(tiny_setup):
+    """torchrun with 1 CPU process (gloo); SyncBN falls back to BN."""
+    tmp, cfg = tiny_setup
+    env = dict(os.environ, PORT='29577')
+    out = run(['bash', 'tools/dist_train.sh', cfg, '1', '--work-dir',
+               str(tmp / 'dist'), '--cfg-options', 'train_cfg.max_epochs=1'],
+              env=env)
+    assert 'using BN instead of SyncBN' in out
+    assert osp.isfile(str(tmp / 'dist/epoch_1.pth'))
