@@ -1,5 +1,9 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
+from .check_seg_labels import CheckSegLabels
 from .dino_color_jitter import DINOColorJitter, adjust_hue
 from .robust_load_image_from_file import RobustLoadImageFromFile
 
-__all__ = ['DINOColorJitter', 'RobustLoadImageFromFile', 'adjust_hue']
+__all__ = [
+    'CheckSegLabels', 'DINOColorJitter', 'RobustLoadImageFromFile',
+    'adjust_hue'
+]
