@@ -1,4 +1,5 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
+import warnings
 from typing import Dict
 
 import mmcv
@@ -40,7 +41,12 @@ class DINOColorJitter(ColorJitter):
             elif index == 1 and contrast is not None:
                 img = mmcv.adjust_contrast(img, contrast, self.backend)
             elif index == 2 and saturation is not None:
-                img = mmcv.adjust_color(img, saturation, backend=self.backend)
+                with warnings.catch_warnings():
+                    # mmcv warns on every pillow call that only `alpha` is
+                    # used, which is all we pass.
+                    warnings.simplefilter('ignore', UserWarning)
+                    img = mmcv.adjust_color(
+                        img, saturation, backend=self.backend)
             elif index == 3 and hue is not None:
                 img = adjust_hue(img, hue)
         results['img'] = img

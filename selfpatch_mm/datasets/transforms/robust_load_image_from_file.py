@@ -41,12 +41,18 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             if img is None:
                 raise ValueError('the image decoder returned nothing')
         except Exception as e:  # any decoder/IO failure is reported the same
-            msg = (f'Cannot read image {filename!r} ({e}). Remove or replace '
-                   'the file, or set skip_corrupt=True on '
-                   'RobustLoadImageFromFile to skip unreadable images.')
             if not self.skip_corrupt:
-                raise OSError(msg) from e
-            print_log('Skipped: ' + msg, logger='current', level=30)
+                raise OSError(
+                    f'Cannot read image {filename!r} ({e}). Remove or '
+                    'replace the file, or set skip_corrupt=True on '
+                    'RobustLoadImageFromFile to skip unreadable images.'
+                ) from e
+            # The dataset draws another image when a transform returns None.
+            print_log(
+                f'Skipped: Cannot read image {filename!r} ({e}); another '
+                'image is used instead.',
+                logger='current',
+                level=30)
             return None
         if self.to_float32:
             img = img.astype('float32')
