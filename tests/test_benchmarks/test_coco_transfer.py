@@ -66,7 +66,15 @@ model = dict(
         img_size=64, patch_size=8, out_indices=(0, 1, 2, 3),
         init_cfg=dict(checkpoint={ckpt!r})),
     neck=dict(in_channels=[96] * 4),
-    roi_head=dict(bbox_head=dict(num_classes=2), mask_head=dict(num_classes=2)))
+    roi_head=dict(bbox_head=dict(num_classes=2), mask_head=dict(num_classes=2)),
+    # fewer RoIs keep the heads cheap on the CPU
+    train_cfg=dict(
+        rpn=dict(sampler=dict(num=64)),
+        rpn_proposal=dict(nms_pre=200, max_per_img=100),
+        rcnn=dict(sampler=dict(num=32))),
+    test_cfg=dict(
+        rpn=dict(nms_pre=200, max_per_img=100),
+        rcnn=dict(max_per_img=20)))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
