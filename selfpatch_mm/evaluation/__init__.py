@@ -13,7 +13,7 @@ from .label_propagation import (davis_frame_size, list_frames,
 from .patch_visualization import (draw_positives, pca_rgb, resize_to_patches,
                                   visualize_patches)
 from .pretrained import (PretrainedSelfPatch, add_pretrained_args,
-                         extract_submodule_state, load_pretrained_selfpatch)
+                         load_pretrained_selfpatch)
 
 __all__ = [
     'boundary_f_measure', 'boundary_map', 'evaluate_davis',
@@ -23,5 +23,5 @@ __all__ = [
     'neighbourhood_mask', 'normalize_label_maps', 'propagate_labels',
     'read_palette', 'segment_video', 'write_indexed_png', 'draw_positives',
     'pca_rgb', 'resize_to_patches', 'visualize_patches', 'PretrainedSelfPatch',
-    'extract_submodule_state', 'load_pretrained_selfpatch'
+    'add_pretrained_args', 'load_pretrained_selfpatch'
 ]

@@ -17,27 +17,9 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-__all__ = [
-    'PretrainedSelfPatch', 'load_pretrained_selfpatch',
-    'extract_submodule_state'
-]
+__all__ = ['PretrainedSelfPatch', 'load_pretrained_selfpatch']
 
 KEYS = ('teacher', 'student')
-
-
-def extract_submodule_state(state_dict: Dict[str, torch.Tensor],
-                            prefix: str) -> Dict[str, torch.Tensor]:
-    """Entries of ``state_dict`` under ``prefix``, with the prefix removed.
-
-    A leading ``module.`` (DDP) is ignored.
-    """
-    out = {}
-    for k, v in state_dict.items():
-        if k.startswith('module.'):
-            k = k[len('module.'):]
-        if k.startswith(prefix):
-            out[k[len(prefix):]] = v
-    return out
 
 
 @dataclass
@@ -101,8 +83,8 @@ def load_pretrained_selfpatch(
     Args:
         config (str): A selfpatch_mm pretraining config (``model.backbone``,
             optionally ``model.neck`` and ``model.data_preprocessor``).
-        checkpoint (str | None): A local, trusted checkpoint (mmengine
-            ``{'state_dict': ...}`` or a bare state dict). None keeps the
+        checkpoint (str | None): A local, trusted checkpoint in any layout
+            the converters know (ours, backbone-only, or the authors'). None keeps the
             random initialisation (for tests and debugging only).
         key (str): ``'teacher'`` loads ``teacher.backbone.*`` /
             ``teacher.neck.*``, ``'student'`` loads ``backbone.*`` /
@@ -115,13 +97,16 @@ def load_pretrained_selfpatch(
 
     Raises:
         ValueError: For an unknown ``key``.
-        KeyError: When the checkpoint has no weights for the backbone under
-            the prefix that ``key`` selects.
+        ValueError: When the checkpoint has no usable ViT weights (the
+            message lists the prefixes it holds).
     """
     import selfpatch_mm  # noqa: F401  (registers the models)
     from mmpretrain.registry import MODELS
 
-    from ..utils import load_trusted_local_checkpoint
+    from ..models.utils.checkpoint_convert import (extract_vit_state_dict,
+                                                   get_state_dict,
+                                                   load_checkpoint_file,
+                                                   strip_prefix)
     if key not in KEYS:
         raise ValueError(f'key must be one of {KEYS}, got {key!r}.')
     cfg = Config.fromfile(config)
@@ -139,18 +124,19 @@ def load_pretrained_selfpatch(
             if m is not None:
                 m.init_weights()
     else:
-        ckpt = load_trusted_local_checkpoint(checkpoint, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
-            else None
-        if not isinstance(state, dict):
-            raise KeyError(f'{checkpoint} holds no state dict.')
-        prefix = 'teacher.' if key == 'teacher' else ''
-        _load_part(backbone, state, prefix + 'backbone.', checkpoint, key)
-        if neck is not None:
-            if extract_submodule_state(state, prefix + 'neck.'):
-                _load_part(neck, state, prefix + 'neck.', checkpoint, key)
-            else:
-                neck = None  # e.g. a backbone-only checkpoint
+        ckpt = load_checkpoint_file(checkpoint)
+        # Any layout the converters know: ours, backbone-only, official.
+        vit, _ = extract_vit_state_dict(ckpt, key, filename=checkpoint,
+                                        log=lambda msg: None)
+        _load_part(backbone, vit, 'backbone', checkpoint)
+        neck_state = {}
+        if neck is not None and isinstance(ckpt, dict):
+            prefix = 'teacher.neck.' if key == 'teacher' else 'neck.'
+            neck_state = strip_prefix(get_state_dict(ckpt), prefix)
+        if neck_state:
+            _load_part(neck, neck_state, prefix + '*', checkpoint)
+        else:
+            neck = None  # e.g. a backbone-only checkpoint
     pre = cfg.model.get('data_preprocessor', None) or {}
     mean = np.asarray(pre.get('mean', [123.675, 116.28, 103.53]), np.float32)
     std = np.asarray(pre.get('std', [58.395, 57.12, 57.375]), np.float32)
@@ -169,22 +155,15 @@ def load_pretrained_selfpatch(
         device=device)
 
 
-def _load_part(module: nn.Module, state: Dict[str, torch.Tensor], prefix: str,
-               checkpoint: str, key: str) -> None:
-    part = extract_submodule_state(state, prefix)
-    if not part:
-        prefixes = sorted({k.split('.')[0] for k in state})
-        raise KeyError(
-            f"{checkpoint} has no '{prefix}*' weights (key={key!r}); its "
-            f'top-level prefixes are {prefixes}. Use --key student for a '
-            'checkpoint without an EMA teacher.')
+def _load_part(module: nn.Module, state: Dict[str, torch.Tensor], what: str,
+               checkpoint: str) -> None:
     try:
-        module.load_state_dict(part, strict=True)
+        module.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise RuntimeError(
-            f"The '{prefix}*' weights of {checkpoint} do not fit the "
-            f'config\'s model (check the config matches the checkpoint): '
-            f'{err}') from err
+            f'The {what} weights of {checkpoint} do not fit the config\'s '
+            f'model (check the config matches the checkpoint): {err}'
+        ) from err
 
 
 def add_pretrained_args(parser: argparse.ArgumentParser) -> None:

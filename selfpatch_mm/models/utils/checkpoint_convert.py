@@ -20,7 +20,6 @@ Three layouts are understood:
 Paper: https://arxiv.org/abs/2201.06857.
 """
 import math
-import os.path as osp
 import re
 from collections import Counter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -31,7 +30,7 @@ __all__ = [
     'load_checkpoint_file', 'get_state_dict', 'detect_layout',
     'convert_official_vit', 'convert_official_full',
     'convert_official_checkpoint', 'extract_vit_state_dict',
-    'drop_cls_pos_embed', 'summarise_prefixes', 'is_vit_key'
+    'drop_cls_pos_embed', 'summarise_prefixes', 'is_vit_key', 'strip_prefix'
 ]
 
 StateDict = Dict[str, torch.Tensor]
@@ -87,10 +86,8 @@ def load_checkpoint_file(filename: str, map_location: str = 'cpu') -> Any:
     if '://' in filename:
         from mmengine.runner.checkpoint import CheckpointLoader
         return CheckpointLoader.load_checkpoint(filename, map_location)
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'Checkpoint file {filename} does not exist.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    from ...utils import load_trusted_local_checkpoint
+    return load_trusted_local_checkpoint(filename, map_location)
 
 
 def get_state_dict(ckpt: Any) -> Dict[str, Any]:
@@ -111,7 +108,7 @@ def summarise_prefixes(keys: Iterable[str], depth: int = 1) -> str:
     return ', '.join(f'{p}({n})' for p, n in sorted(counts.items()))
 
 
-def _strip(state_dict: Dict[str, Any], prefix: str) -> Dict[str, Any]:
+def strip_prefix(state_dict: Dict[str, Any], prefix: str) -> Dict[str, Any]:
     """Keys starting with ``prefix``, prefix removed."""
     n = len(prefix)
     return {k[n:]: v for k, v in state_dict.items() if k.startswith(prefix)}
@@ -120,7 +117,7 @@ def _strip(state_dict: Dict[str, Any], prefix: str) -> Dict[str, Any]:
 def _strip_optional(state_dict: Dict[str, Any], prefix: str) -> Dict[str, Any]:
     """Remove ``prefix`` when every key has it (DDP's ``module.``)."""
     if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return _strip(state_dict, prefix)
+        return strip_prefix(state_dict, prefix)
     return state_dict
 
 
@@ -185,10 +182,10 @@ def _convert_official_net(net: Dict[str, Any], prefix: str) -> StateDict:
     net = _strip_optional(net, 'module.')
     out = {
         prefix + 'backbone.' + k: v
-        for k, v in convert_official_vit(_strip(net, 'backbone.')).items()
+        for k, v in convert_official_vit(strip_prefix(net, 'backbone.')).items()
     }
     for src, dst in _OFFICIAL_PART_PREFIX.items():
-        for key, value in _strip(net, src).items():
+        for key, value in strip_prefix(net, src).items():
             if src == 'ca_head.':
                 key = key.replace('cls_blocks.', 'blocks.', 1)
             else:
@@ -239,7 +236,7 @@ def _official_backbone_dict(ckpt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     if isinstance(sd, dict):
         sd = get_state_dict(sd)
         for prefix in ('module.', 'backbone.'):
-            stripped = _strip(sd, prefix)
+            stripped = strip_prefix(sd, prefix)
             if _has_official_vit(stripped):
                 sd = stripped
         if _has_official_vit(sd):
@@ -359,7 +356,7 @@ def extract_vit_state_dict(ckpt: Any,
     else:
         candidates = ['backbone.', '']
     for cand in candidates:
-        vit = {k: v for k, v in _strip(sd, cand).items() if is_vit_key(k)}
+        vit = {k: v for k, v in strip_prefix(sd, cand).items() if is_vit_key(k)}
         if vit:
             if key == 'teacher' and cand == 'backbone.' and prefix is None:
                 log(f'{filename} has no teacher (teacher.backbone.*): '
