@@ -117,8 +117,10 @@ class SelfPatch(BaseSelfSupervisor):
         with torch.no_grad():
             n_teacher = len(inputs) if self.with_patch_loss else \
                 self.num_global_views
+            # DINO (no patch loss) needs no neighbour summaries.
+            patch = self.with_patch_loss
             teacher = [
-                self._encode(self.teacher, x, n, True, self.with_patch_loss)
+                self._encode(self.teacher, x, n, patch, patch)
                 for x, n in _take_views(groups, n_teacher)
             ]
         student = [
