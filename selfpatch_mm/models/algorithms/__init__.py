@@ -1,4 +1,4 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
-from .selfpatch import SelfPatch, group_views
+from .selfpatch import SelfPatch
 
-__all__ = ['SelfPatch', 'group_views']
+__all__ = ['SelfPatch']

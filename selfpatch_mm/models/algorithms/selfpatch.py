@@ -14,6 +14,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
+from ..utils import group_views
+
 
 @MODELS.register_module()
 class SelfPatch(BaseSelfSupervisor):
@@ -91,16 +93,19 @@ class SelfPatch(BaseSelfSupervisor):
             if head is not None:
                 head.loss_module.set_teacher_temp(temp)
 
-    def _encode(self, net: nn.Module, crops: torch.Tensor, n_views: int,
-                neighbours: bool, patch: bool
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Logits of ``n_views`` views batched as ``(n_views*B, 3, H, W)``:
-        ``cls`` ``(n_views, B, K)`` and ``patch`` ``(n_views, B, N, K')``."""
-        cls, tokens = net.neck(net.backbone(crops), with_neighbours=neighbours)
-        cls = net.head(cls).unflatten(0, (n_views, -1))
-        if not patch:
-            return cls, None
-        return cls, net.patch_head(tokens).unflatten(0, (n_views, -1))
+    def _encode(self, net: nn.Module, views: List[Tuple[torch.Tensor, int]],
+                neighbours: bool) -> Tuple[torch.Tensor, Optional[list]]:
+        """Logits of grouped views (see :func:`group_views`): ``cls``
+        ``(V, B, K)`` and, with the patch loss, one ``(n, B, N, K')`` per
+        group."""
+        cls, patch = [], []
+        for crops, n in views:
+            c, tokens = net.neck(
+                net.backbone(crops), with_neighbours=neighbours)
+            cls.append(net.head(c).unflatten(0, (n, -1)))
+            if self.with_patch_loss:
+                patch.append(net.patch_head(tokens).unflatten(0, (n, -1)))
+        return torch.cat(cls), (patch if self.with_patch_loss else None)
 
     def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
@@ -113,48 +118,16 @@ class SelfPatch(BaseSelfSupervisor):
         Returns:
             dict[str, Tensor]: ``loss_cls`` and (SelfPatch) ``loss_patch``.
         """
-        groups = group_views(inputs)
+        views = group_views(inputs)
+        # SelfPatch's teacher sees every crop (the patch loss pairs each view
+        # with itself) and summarises neighbours; DINO's sees the globals.
+        teacher_views = views if self.with_patch_loss else group_views(
+            inputs[:self.num_global_views])
         with torch.no_grad():
-            n_teacher = len(inputs) if self.with_patch_loss else \
-                self.num_global_views
-            # DINO (no patch loss) needs no neighbour summaries.
-            patch = self.with_patch_loss
-            teacher = [
-                self._encode(self.teacher, x, n, patch, patch)
-                for x, n in _take_views(groups, n_teacher)
-            ]
-        student = [
-            self._encode(self, x, n, False, self.with_patch_loss)
-            for x, n in groups
-        ]
-        losses = dict(loss_cls=self.head.loss(
-            torch.cat([s[0] for s in student]),
-            torch.cat([t[0] for t in teacher])))
+            t_cls, t_patch = self._encode(self.teacher, teacher_views,
+                                          neighbours=self.with_patch_loss)
+        s_cls, s_patch = self._encode(self, views, neighbours=False)
+        losses = dict(loss_cls=self.head.loss(s_cls, t_cls))
         if self.with_patch_loss:
-            losses['loss_patch'] = self.patch_head.loss(
-                [s[1] for s in student], [t[1] for t in teacher])
+            losses['loss_patch'] = self.patch_head.loss(s_patch, t_patch)
         return losses
-
-
-def group_views(views: List[torch.Tensor]) -> List[Tuple[torch.Tensor, int]]:
-    """Batch consecutive views of equal size, as the official
-    ``MultiCropWrapper`` does: ``[(tensor (n*B, 3, H, W), n), ...]``."""
-    groups, start = [], 0
-    for i in range(1, len(views) + 1):
-        if i == len(views) or views[i].shape[-2:] != views[start].shape[-2:]:
-            groups.append((torch.cat(views[start:i]), i - start))
-            start = i
-    return groups
-
-
-def _take_views(groups: List[Tuple[torch.Tensor, int]],
-                n: int) -> List[Tuple[torch.Tensor, int]]:
-    """The first ``n`` views of ``groups``."""
-    out = []
-    for x, m in groups:
-        if n <= 0:
-            break
-        take = min(m, n)
-        out.append((x[:take * x.shape[0] // m], take))
-        n -= take
-    return out

@@ -7,7 +7,6 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import selfpatch_mm  # noqa: F401
-from selfpatch_mm.models.algorithms import group_views
 
 DEMO = 'configs/selfpatch/selfpatch_vit-tiny-p8_1xb8-2e_demo.py'
 
@@ -95,8 +94,3 @@ def test_tensor_mode_returns_patch_features():
     feats = model(torch.randn(2, 3, 64, 48), mode='tensor')
     assert feats[-1].shape == (2, 96, 8, 6)
 
-
-def test_group_views_batches_by_resolution():
-    groups = group_views(_views(b=3))
-    assert [(x.shape, n) for x, n in groups] == [
-        (torch.Size([6, 3, 64, 64]), 2), (torch.Size([12, 3, 32, 32]), 4)]
