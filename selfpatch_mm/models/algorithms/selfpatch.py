@@ -98,14 +98,22 @@ class SelfPatch(BaseSelfSupervisor):
         """Logits of grouped views (see :func:`group_views`): ``cls``
         ``(V, B, K)`` and, with the patch loss, one ``(n, B, N, K')`` per
         group."""
-        cls, patch = [], []
-        for crops, n in views:
-            c, tokens = net.neck(
-                net.backbone(crops), with_neighbours=neighbours)
-            cls.append(net.head(c).unflatten(0, (n, -1)))
-            if self.with_patch_loss:
-                patch.append(net.patch_head(tokens).unflatten(0, (n, -1)))
-        return torch.cat(cls), (patch if self.with_patch_loss else None)
+        cls, tokens = zip(*[
+            net.neck(net.backbone(crops), with_neighbours=neighbours)
+            for crops, _ in views
+        ])
+        # One head call for all resolutions: the weight-normalised last
+        # layer (65536 x 256) is then computed once per step, not per group.
+        cls = net.head(torch.cat(cls)).unflatten(0, (sum(n for _, n in views),
+                                                     -1))
+        if not self.with_patch_loss:
+            return cls, None
+        logits = net.patch_head(torch.cat([t.flatten(0, 1) for t in tokens]))
+        patch = logits.split([t.shape[0] * t.shape[1] for t in tokens])
+        return cls, [
+            p.view(n, -1, t.shape[1], p.shape[-1])
+            for p, t, (_, n) in zip(patch, tokens, views)
+        ]
 
     def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:

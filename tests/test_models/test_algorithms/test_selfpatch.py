@@ -7,6 +7,7 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import selfpatch_mm  # noqa: F401
+from selfpatch_mm.models.utils import group_views
 
 DEMO = 'configs/selfpatch/selfpatch_vit-tiny-p8_1xb8-2e_demo.py'
 
@@ -94,3 +95,23 @@ def test_tensor_mode_returns_patch_features():
     feats = model(torch.randn(2, 3, 64, 48), mode='tensor')
     assert feats[-1].shape == (2, 96, 8, 6)
 
+
+
+
+@pytest.mark.parametrize('net', ['student', 'teacher'])
+def test_one_head_call_equals_per_group_heads(net):
+    """``_encode`` runs each head once over all resolutions; the logits equal
+    per-group head calls (the official per-resolution forward)."""
+    model = _model().eval()
+    module = model if net == 'student' else model.teacher
+    views = group_views(_views())
+    cls, patch = model._encode(module, views, neighbours=net == 'teacher')
+    start = 0
+    for (crops, n), p in zip(views, patch):
+        c, tokens = module.neck(module.backbone(crops),
+                                with_neighbours=net == 'teacher')
+        torch.testing.assert_close(cls[start:start + n],
+                                   module.head(c).unflatten(0, (n, -1)))
+        torch.testing.assert_close(
+            p, module.patch_head(tokens).unflatten(0, (n, -1)))
+        start += n
