@@ -9,32 +9,19 @@
 # Runner reverts them when not distributed).
 _base_ = [
     'mmseg::_base_/models/fpn_r50.py',
+    '../../_base_/models/selfpatch-dense-vit-small-p16_ade20k.py',
     '../../_base_/datasets/ade20k_checked-labels.py',
     'mmseg::_base_/default_runtime.py',
     '../../_base_/schedules/ade20k_adamw-poly_40k.py',
 ]
 
-pretrained = ('work_dirs/selfpatch_vit-small-p16_8xb128-coslr-300e_in1k/'
-              'epoch_300.pth')
 num_classes = 150
-crop_size = (512, 512)
 embed_dims = 384
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     pretrained=None,
-    # whole-image test: pad to a multiple of 32 (the ViT needs multiples
-    # of its patch size); the padding is cut off the prediction
-    data_preprocessor=dict(size=crop_size, test_cfg=dict(size_divisor=32)),
-    backbone=dict(
-        _delete_=True,
-        type='SelfPatchDenseViT',
-        arch='deit-small',
-        img_size=crop_size[0],
-        patch_size=16,
-        out_indices=(2, 5, 8, 11),
-        drop_path_rate=0.1,
-        norm_cfg=norm_cfg,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    data_preprocessor={{_base_.selfpatch_data_preprocessor}},
+    backbone={{_base_.selfpatch_backbone}},
     neck=dict(in_channels=[embed_dims] * 4, out_channels=256, num_outs=4),
     decode_head=dict(
         channels=128,
