@@ -9,17 +9,13 @@ Examples::
 """
 import argparse
 import os
-import os.path as osp
 from typing import Optional
 
 from mmengine.config import Config, ConfigDict, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 # Registers this project's modules before the Runner builds anything.
 import selfpatch_mm  # noqa: F401
-from selfpatch_mm.utils import (allow_trusted_checkpoints,
-                                init_cpu_dist_if_needed)
+from selfpatch_mm.utils import build_runner, load_config
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
@@ -88,7 +84,7 @@ def add_dump_metric(cfg: Config, out: str) -> None:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Merge the command-line arguments into the config.
+    """Merge the tool's own command-line arguments into the config.
 
     Args:
         cfg (Config): The loaded config.
@@ -97,14 +93,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     Returns:
         Config: The updated config.
     """
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     # Testing only: never resume optimizer state.
     cfg.resume = False
@@ -123,17 +111,10 @@ def main(argv: Optional[list] = None) -> dict:
         dict: The metrics returned by ``runner.test()``.
     """
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg = merge_args(cfg, args)
-
-    allow_trusted_checkpoints()
-    init_cpu_dist_if_needed(cfg.launcher, cfg)
-
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    return runner.test()
+    cfg = merge_args(
+        load_config(args.config, args.cfg_options, args.work_dir,
+                    args.launcher), args)
+    return build_runner(cfg).test()
 
 
 if __name__ == '__main__':

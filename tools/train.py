@@ -8,19 +8,15 @@ Examples::
 """
 import argparse
 import os
-import os.path as osp
 from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 # Registers this project's modules (models, datasets, hooks, optimizer
 # wrappers) before the Runner builds anything from the config.
 import selfpatch_mm  # noqa: F401
-from selfpatch_mm.utils import (allow_trusted_checkpoints,
-                                init_cpu_dist_if_needed)
+from selfpatch_mm.utils import build_runner, load_config
 
 # optim wrapper type -> its AMP counterpart for --amp
 AMP_WRAPPERS = {
@@ -115,7 +111,7 @@ def enable_amp(cfg: Config) -> None:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Merge the command-line arguments into the config.
+    """Merge the tool's own command-line arguments into the config.
 
     Args:
         cfg (Config): The loaded config.
@@ -124,17 +120,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     Returns:
         Config: The updated config.
     """
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir priority: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-
     if args.amp:
         enable_amp(cfg)
 
@@ -163,19 +148,12 @@ def main(argv: Optional[list] = None) -> None:
         argv (list, optional): Arguments; ``sys.argv[1:]`` when None.
     """
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg = merge_args(cfg, args)
-
-    # Checkpoints written by our own runs are trusted local files.
-    allow_trusted_checkpoints()
-    # Distributed run without a GPU: gloo group + CPU DDP wrapper.
-    init_cpu_dist_if_needed(cfg.launcher, cfg)
-
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    cfg = merge_args(
+        load_config(args.config, args.cfg_options, args.work_dir,
+                    args.launcher), args)
+    # Trusted local checkpoints; gloo + CPU DDP for launched runs without
+    # a GPU (see selfpatch_mm.utils.setup_env).
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':

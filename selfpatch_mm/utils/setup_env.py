@@ -22,7 +22,8 @@ import torch.distributed as torch_dist
 
 __all__ = [
     'allow_trusted_checkpoints', 'load_trusted_local_checkpoint',
-    'init_cpu_dist_if_needed', 'set_cpu_ddp_wrapper'
+    'init_cpu_dist_if_needed', 'set_cpu_ddp_wrapper', 'load_config',
+    'build_runner'
 ]
 
 _TRUSTED_LOADER_INSTALLED = False
@@ -184,3 +185,53 @@ def init_cpu_dist_if_needed(launcher: str, cfg: Optional[Any] = None) -> bool:
     if cfg is not None:
         set_cpu_ddp_wrapper(cfg)
     return True
+
+
+def load_config(config: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none'):
+    """Load a config with the command-line overrides every tool shares.
+
+    Args:
+        config (str): Config file.
+        cfg_options (dict, optional): ``--cfg-options`` overrides.
+        work_dir (str, optional): ``--work-dir``; otherwise the config's,
+            else ``./work_dirs/<config name>``.
+        launcher (str): ``--launcher``.
+
+    Returns:
+        mmengine.Config: The merged config.
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    return cfg
+
+
+def build_runner(cfg):
+    """Build the Runner of ``cfg`` after the environment fixes above:
+    trusted local checkpoints, and gloo + CPU DDP for launched runs without
+    a GPU.
+
+    Args:
+        cfg (mmengine.Config): A config from :func:`load_config`.
+
+    Returns:
+        mmengine.runner.Runner: The runner (``RUNNERS.build`` when the config
+        names a ``runner_type``).
+    """
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    allow_trusted_checkpoints()
+    init_cpu_dist_if_needed(cfg.launcher, cfg)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)

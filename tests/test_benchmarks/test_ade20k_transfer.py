@@ -189,7 +189,6 @@ def _build(config: Path):
     from mmseg.registry import MODELS
 
     import selfpatch_mm  # noqa: F401
-    import selfpatch_mm.datasets.transforms.check_seg_labels  # noqa: F401
     cfg = Config.fromfile(str(config))
     cfg.model.backbone.init_cfg = None
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
