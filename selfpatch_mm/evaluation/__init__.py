@@ -2,9 +2,10 @@
 """Evaluation of pretrained features without fine-tuning: DAVIS-2017 label
 propagation and its J&F metrics, weighted k-NN classification and patch
 feature pictures."""
-from .davis_metrics import (boundary_f_measure, boundary_map, evaluate_davis,
-                            evaluate_sequence, format_davis_table, read_label,
-                            region_similarity, summarize_davis)
+from .davis_metrics import (boundary_f_measure, boundary_map, db_statistics,
+                            evaluate_davis, evaluate_sequence,
+                            format_davis_table, read_label, region_similarity,
+                            summarize_davis, write_davis_csv)
 from .knn import extract_image_features, knn_classify, read_image_folder
 from .label_propagation import (davis_frame_size, list_frames,
                                 neighbourhood_mask, normalize_label_maps,
@@ -18,7 +19,8 @@ from .pretrained import (PretrainedSelfPatch, add_pretrained_args,
 __all__ = [
     'boundary_f_measure', 'boundary_map', 'evaluate_davis',
     'evaluate_sequence', 'format_davis_table', 'read_label',
-    'region_similarity', 'summarize_davis', 'extract_image_features',
+    'region_similarity', 'summarize_davis', 'db_statistics',
+    'write_davis_csv', 'extract_image_features',
     'knn_classify', 'read_image_folder', 'davis_frame_size', 'list_frames',
     'neighbourhood_mask', 'normalize_label_maps', 'propagate_labels',
     'read_palette', 'segment_video', 'write_indexed_png', 'draw_positives',

@@ -12,16 +12,24 @@ re-implemented here so no extra dependency is needed:
   as matched when the other boundary, dilated by a disk of radius
   ``ceil(0.008 * image diagonal)``, covers it;
 * the first and the last frame of a sequence are not scored, each object is
-  averaged over frames, and the means are taken over all objects.
+  averaged over frames, and the means are taken over all objects;
+* recall is the fraction of frames scoring above 0.5 and decay the mean of
+  the first minus the mean of the last of four overlapping quantile bins of
+  the frames (``davis2017/utils.py: db_statistics``);
+* :func:`write_davis_csv` writes ``global_results-<split>.csv`` and
+  ``per-sequence_results-<split>.csv`` as ``evaluation_method.py`` does.
 
 Used by ``tools/analysis_tools/davis_label_propagation.py``, which evaluates
 SelfPatch (https://arxiv.org/abs/2201.06857) features without fine-tuning.
 """
 import math
+import multiprocessing
+import os
 import os.path as osp
+import warnings
 from collections import OrderedDict
 from glob import glob
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -30,8 +38,15 @@ from PIL import Image
 __all__ = [
     'region_similarity', 'boundary_map', 'boundary_f_measure', 'read_label',
     'evaluate_sequence', 'evaluate_davis', 'summarize_davis',
-    'format_davis_table'
+    'format_davis_table', 'db_statistics', 'write_davis_csv',
+    'GLOBAL_COLUMNS', 'SEQUENCE_COLUMNS'
 ]
+
+#: Columns of davis2017-evaluation's ``global_results-<split>.csv`` ...
+GLOBAL_COLUMNS = ('J&F-Mean', 'J-Mean', 'J-Recall', 'J-Decay', 'F-Mean',
+                  'F-Recall', 'F-Decay')
+#: ... and of its ``per-sequence_results-<split>.csv`` (one row per object).
+SEQUENCE_COLUMNS = ('Sequence', 'J-Mean', 'F-Mean')
 
 #: DAVIS marks pixels to ignore with 255; its evaluation counts them as
 #: background, and so do we.
@@ -205,10 +220,18 @@ def evaluate_sequence(gt_dir: str,
     return dict(J=j_res, F=f_res, frames=[osp.basename(p) for p in scored])
 
 
+def _evaluate_one(args: Tuple[str, str, float]) -> Dict[str, np.ndarray]:
+    """Pool worker: :func:`evaluate_sequence` of one argument tuple."""
+    # One OpenCV thread per worker: the processes already use the cores.
+    cv2.setNumThreads(1)
+    return evaluate_sequence(*args)
+
+
 def evaluate_davis(gt_root: str,
                    res_root: str,
                    sequences: Sequence[str],
-                   bound_th: float = 0.008) -> 'OrderedDict[str, dict]':
+                   bound_th: float = 0.008,
+                   nproc: int = 1) -> 'OrderedDict[str, dict]':
     """:func:`evaluate_sequence` for each sequence.
 
     Args:
@@ -217,15 +240,57 @@ def evaluate_davis(gt_root: str,
         res_root (str): Folder of per-sequence result folders.
         sequences (Sequence[str]): Sequence names.
         bound_th (float): See :func:`boundary_f_measure`.
+        nproc (int): Sequences scored in parallel processes. The scores do
+            not depend on it.
 
     Returns:
-        OrderedDict[str, dict]: Sequence name to its per-frame results.
+        OrderedDict[str, dict]: Sequence name to its per-frame results, in
+        the order of ``sequences``.
     """
-    return OrderedDict(
-        (seq,
-         evaluate_sequence(
-             osp.join(gt_root, seq), osp.join(res_root, seq), bound_th))
-        for seq in sequences)
+    jobs = [(osp.join(gt_root, seq), osp.join(res_root, seq), bound_th)
+            for seq in sequences]
+    nproc = max(1, min(nproc, len(jobs)))
+    if nproc == 1:
+        outs = [evaluate_sequence(*job) for job in jobs]
+    else:
+        # fork where available: no re-import of torch and the OpenMMLab
+        # stack in every worker (the workers only use numpy and OpenCV).
+        method = 'fork' if 'fork' in \
+            multiprocessing.get_all_start_methods() else 'spawn'
+        with multiprocessing.get_context(method).Pool(nproc) as pool:
+            outs = pool.map(_evaluate_one, jobs, chunksize=1)
+    return OrderedDict(zip(sequences, outs))
+
+
+def db_statistics(values: np.ndarray) -> Tuple[float, float, float]:
+    """Mean, recall and decay of one object's per-frame scores, as
+    davis2017-evaluation's ``utils.db_statistics``.
+
+    Recall is the fraction of frames scoring strictly above 0.5. Decay is
+    ``mean(bin 0) - mean(bin 3)`` of four bins cut at
+    ``round(linspace(1, n, 5)) - 1``; neighbouring bins share their edge
+    frame (slices ``ids[i]:ids[i + 1] + 1``).
+
+    Args:
+        values (np.ndarray): ``(num_frames, )`` scores (J or F).
+
+    Returns:
+        tuple[float, float, float]: ``(mean, recall, decay)``; nan for no
+        frame.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    with warnings.catch_warnings():
+        # An empty or all-nan array gives nan, as in the reference.
+        warnings.simplefilter('ignore', category=RuntimeWarning)
+        mean = float(np.nanmean(values))
+        recall = float(np.nanmean(values > 0.5))
+        # The reference casts the ids to uint8, which wraps for sequences
+        # of more than 256 frames; int64 gives the same bins below that.
+        ids = (np.round(np.linspace(1, len(values), 5) + 1e-10) -
+               1).astype(np.int64)
+        bins = [values[ids[i]:ids[i + 1] + 1] for i in range(4)]
+        decay = float(np.nanmean(bins[0]) - np.nanmean(bins[3]))
+    return mean, recall, decay
 
 
 def summarize_davis(results: Dict[str, dict]) -> Dict[str, object]:
@@ -236,33 +301,71 @@ def summarize_davis(results: Dict[str, dict]) -> Dict[str, object]:
 
     Returns:
         dict: ``'per_object'`` (list of ``(name, J-Mean, F-Mean)`` with names
-        ``<seq>_<id>``), and the means over objects ``'J&F-Mean'``,
-        ``'J-Mean'``, ``'J-Recall'``, ``'F-Mean'``, ``'F-Recall'`` (recall =
-        fraction of frames scoring above 0.5).
+        ``<seq>_<id>``), and the means over objects of the columns of
+        :data:`GLOBAL_COLUMNS` (see :func:`db_statistics`).
     """
-    per_object, j_means, f_means, j_recalls, f_recalls = [], [], [], [], []
+    per_object: List[tuple] = []
+    stats: Dict[str, List[float]] = {k: [] for k in GLOBAL_COLUMNS[1:]}
     for seq, res in results.items():
         for obj, (j, f) in enumerate(zip(res['J'], res['F'])):
+            # The means stay np.mean (not db_statistics' nanmean) so that
+            # J&F stays bit-identical to what it was; both agree unless a
+            # frame is nan, which J and F never are.
             # A two-frame sequence has no scored frames: nan, as DAVIS.
             jm = float(np.mean(j)) if j.size else float('nan')
             fm = float(np.mean(f)) if f.size else float('nan')
             per_object.append((f'{seq}_{obj + 1}', jm, fm))
-            j_means.append(jm)
-            f_means.append(fm)
-            j_recalls.append(float(np.mean(j > 0.5)) if j.size else jm)
-            f_recalls.append(float(np.mean(f > 0.5)) if f.size else fm)
+            _, j_recall, j_decay = db_statistics(j)
+            _, f_recall, f_decay = db_statistics(f)
+            for key, value in (('J-Mean', jm), ('J-Recall', j_recall),
+                               ('J-Decay', j_decay), ('F-Mean', fm),
+                               ('F-Recall', f_recall), ('F-Decay', f_decay)):
+                stats[key].append(value)
     if not per_object:
         raise ValueError('No object to score: the first annotations of all '
                          'sequences are empty.')
-    j_mean, f_mean = float(np.nanmean(j_means)), float(np.nanmean(f_means))
-    return {
-        'per_object': per_object,
-        'J&F-Mean': (j_mean + f_mean) / 2,
-        'J-Mean': j_mean,
-        'J-Recall': float(np.nanmean(j_recalls)),
-        'F-Mean': f_mean,
-        'F-Recall': float(np.nanmean(f_recalls)),
-    }
+    summary: Dict[str, object] = {'per_object': per_object}
+    means = {k: float(np.nanmean(v)) for k, v in stats.items()}
+    summary['J&F-Mean'] = (means['J-Mean'] + means['F-Mean']) / 2
+    summary.update(means)
+    return summary
+
+
+def _csv_number(value: float) -> str:
+    """pandas' ``to_csv(float_format='%.3f')`` text of a number (nan is
+    an empty field)."""
+    return '' if math.isnan(value) else f'{value:.3f}'
+
+
+def write_davis_csv(summary: Dict[str, object],
+                    out_dir: str,
+                    split: str = 'val') -> Tuple[str, str]:
+    """Write the two CSV files of davis2017-evaluation's
+    ``evaluation_method.py``: ``global_results-<split>.csv`` (the columns
+    of :data:`GLOBAL_COLUMNS`, one row) and
+    ``per-sequence_results-<split>.csv`` (:data:`SEQUENCE_COLUMNS`, one row
+    per object), numbers with three decimals.
+
+    Args:
+        summary (dict): Output of :func:`summarize_davis`.
+        out_dir (str): Folder (the results folder, as the reference).
+        split (str): Name used in the file names.
+
+    Returns:
+        tuple[str, str]: The global and the per-sequence file paths.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    global_path = osp.join(out_dir, f'global_results-{split}.csv')
+    seq_path = osp.join(out_dir, f'per-sequence_results-{split}.csv')
+    with open(global_path, 'w', encoding='utf-8') as f:
+        f.write(','.join(GLOBAL_COLUMNS) + '\n')
+        f.write(','.join(_csv_number(summary[k])
+                         for k in GLOBAL_COLUMNS) + '\n')
+    with open(seq_path, 'w', encoding='utf-8') as f:
+        f.write(','.join(SEQUENCE_COLUMNS) + '\n')
+        for name, j, fm in summary['per_object']:
+            f.write(f'{name},{_csv_number(j)},{_csv_number(fm)}\n')
+    return global_path, seq_path
 
 
 def format_davis_table(summary: Dict[str, object]) -> str:
@@ -278,8 +381,7 @@ def format_davis_table(summary: Dict[str, object]) -> str:
     width = max([len('Sequence')] + [len(r[0]) for r in rows])
     lines = [f'{"Sequence":<{width}}  J-Mean  F-Mean']
     lines += [f'{name:<{width}}  {j:6.4f}  {f:6.4f}' for name, j, f in rows]
-    keys = ('J&F-Mean', 'J-Mean', 'J-Recall', 'F-Mean', 'F-Recall')
     lines.append('')
-    lines.append('  '.join(f'{k:>8}' for k in keys))
-    lines.append('  '.join(f'{summary[k]:8.4f}' for k in keys))
+    lines.append('  '.join(f'{k:>8}' for k in GLOBAL_COLUMNS))
+    lines.append('  '.join(f'{summary[k]:8.4f}' for k in GLOBAL_COLUMNS))
     return '\n'.join(lines)

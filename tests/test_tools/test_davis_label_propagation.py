@@ -24,6 +24,7 @@ from selfpatch_mm.evaluation import (
     boundary_f_measure,  # noqa: E402
     boundary_map,
     davis_frame_size,
+    db_statistics,
     evaluate_davis,
     format_davis_table,
     list_frames,
@@ -33,7 +34,8 @@ from selfpatch_mm.evaluation import (
     read_palette,
     region_similarity,
     segment_video,
-    summarize_davis)
+    summarize_davis,
+    write_davis_csv)
 
 
 @pytest.fixture(scope='module')
@@ -112,6 +114,65 @@ def test_missing_or_bad_results_are_reported(davis, tmp_path):
         evaluate_davis(ann, str(res), ['cars'])
 
 
+def test_db_statistics_planted_values():
+    """Mean, recall (> 0.5, strictly) and decay over the reference's four
+    overlapping quantile bins, computed by hand."""
+    # n = 10: ids = round(linspace(1, 10, 5)) - 1 = [0, 2, 5, 7, 9], so
+    # bin 0 = v[0:3] and bin 3 = v[7:10].
+    v = np.array([1, 1, 0.5, 1, 1, 0.5, 0.5, 0.5, 0, 0])
+    mean, recall, decay = db_statistics(v)
+    assert mean == pytest.approx(0.6)
+    assert recall == pytest.approx(0.4)  # the 0.5 frames do not count
+    assert decay == pytest.approx(2.5 / 3 - 0.5 / 3)
+    # n = 4: ids = [0, 1, 2, 2, 3], bin 0 = v[0:2], bin 3 = v[2:4].
+    assert db_statistics(np.array([1, 0, 0.5, 0]))[2] == pytest.approx(0.25)
+    assert all(np.isnan(x) for x in db_statistics(np.zeros(0)))
+
+
+def _planted_sequence(root, pattern):
+    """A 12-frame sequence with two square objects; the result keeps object
+    2 exact and object 1 exact on frames ``pattern[t - 1] == 1``, empty
+    otherwise (so its J and F are 1 or 0 per scored frame)."""
+    gt = np.zeros((32, 64), np.uint8)
+    gt[4:16, 4:16] = 1
+    gt[4:16, 40:52] = 2
+    for sub in ('ann/seq', 'res/seq'):
+        (root / sub).mkdir(parents=True)
+    for t in range(len(pattern) + 2):
+        write_label(root / 'ann' / 'seq' / f'{t:05d}.png', gt)
+        keep = t == 0 or t > len(pattern) or pattern[t - 1]
+        write_label(root / 'res' / 'seq' / f'{t:05d}.png',
+                    gt if keep else np.where(gt == 1, 0, gt))
+    return str(root / 'ann'), str(root / 'res')
+
+
+def test_csv_files_follow_davis2017_evaluation(tmp_path):
+    ann, res = _planted_sequence(tmp_path, [1, 1, 0, 1, 1, 0, 0, 0, 0, 0])
+    results = evaluate_davis(ann, res, ['seq'])
+    summary = summarize_davis(results)
+    # Object 1: mean = recall = 4/10, decay = mean(1, 1, 0) - mean(0, 0, 0)
+    # = 2/3; object 2 is exact (1, 1, 0). Global = means over objects.
+    assert summary['J-Mean'] == pytest.approx(0.7)
+    assert summary['J-Recall'] == pytest.approx(0.7)
+    assert summary['J-Decay'] == pytest.approx(1 / 3)
+    assert summary['F-Decay'] == pytest.approx(1 / 3)
+    paths = write_davis_csv(summary, str(tmp_path / 'res'), 'val')
+    assert [Path(p).name for p in paths] == [
+        'global_results-val.csv', 'per-sequence_results-val.csv'
+    ]
+    assert Path(paths[0]).read_text() == (
+        'J&F-Mean,J-Mean,J-Recall,J-Decay,F-Mean,F-Recall,F-Decay\n'
+        '0.700,0.700,0.700,0.333,0.700,0.700,0.333\n')
+    assert Path(paths[1]).read_text() == ('Sequence,J-Mean,F-Mean\n'
+                                          'seq_1,0.400,0.400\n'
+                                          'seq_2,1.000,1.000\n')
+    # Parallel scoring gives the very same numbers.
+    parallel = evaluate_davis(ann, res, ['seq', 'seq'], nproc=2)
+    for out in parallel.values():
+        assert np.array_equal(out['J'], results['seq']['J'])
+        assert np.array_equal(out['F'], results['seq']['F'])
+
+
 def test_frame_size_follows_official_rounding():
     assert davis_frame_size(480, 854) == (480, 832)
     assert davis_frame_size(854, 480) == (832, 480)
@@ -180,7 +241,8 @@ def test_tool_end_to_end(tmp_path):
     out = tmp_path / 'results'
     proc = run_tool('davis_label_propagation.py',
                     DEMO_CONFIG, ckpt, '--data-root', str(data), '--out-dir',
-                    str(out), '--resolution', '60', '--device', 'cpu')
+                    str(out), '--resolution', '60', '--device', 'cpu',
+                    '--nproc', '2')
     first = data / 'Annotations' / '480p' / 'cars' / '00000.png'
     for seq in ('cars', 'dogs'):
         names = sorted(p.name for p in (out / seq).iterdir())
@@ -197,6 +259,15 @@ def test_tool_end_to_end(tmp_path):
                         proc.stdout.split('J&F-Mean')[-1], re.M)
     jf, j = map(float, scores[0])
     assert 0.0 <= jf <= 1.0 and 0.0 <= j <= 1.0
+    rows = (out / 'global_results-val.csv').read_text().splitlines()
+    assert rows[0] == ('J&F-Mean,J-Mean,J-Recall,J-Decay,F-Mean,F-Recall,'
+                       'F-Decay')
+    assert float(rows[1].split(',')[0]) == pytest.approx(jf, abs=1e-3)
+    seq_rows = (out / 'per-sequence_results-val.csv').read_text().split()
+    assert seq_rows[0] == 'Sequence,J-Mean,F-Mean'
+    assert [r.split(',')[0] for r in seq_rows[1:]] == [
+        'cars_1', 'cars_2', 'dogs_1', 'dogs_2'
+    ]
 
     # --eval-only re-scores the written results; a missing split is a clear
     # error.

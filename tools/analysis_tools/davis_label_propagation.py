@@ -2,6 +2,10 @@
 """DAVIS-2017 video object segmentation by label propagation (no
 fine-tuning), with J&F computed here.
 
+Besides the PNG results, ``--out-dir`` receives
+``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` in
+the layout of davis2017-evaluation's ``evaluation_method.py``.
+
 The protocol of the SelfPatch (https://arxiv.org/abs/2201.06857) and DINO
 ``eval_video_segmentation.py``; see
 :mod:`selfpatch_mm.evaluation.label_propagation` for the details.
@@ -11,7 +15,7 @@ Example::
     python tools/analysis_tools/davis_label_propagation.py \\
         configs/selfpatch/selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py \\
         work_dirs/selfpatch/epoch_300.pth \\
-        --data-root data/DAVIS --out-dir work_dirs/davis_results
+        --data-root data/DAVIS --out-dir work_dirs/davis_results --nproc 8
 """
 import argparse
 import os
@@ -24,7 +28,7 @@ from selfpatch_mm.evaluation import (add_pretrained_args, evaluate_davis,
                                      format_davis_table, list_frames,
                                      load_pretrained_selfpatch, read_label,
                                      read_palette, segment_video,
-                                     summarize_davis)
+                                     summarize_davis, write_davis_csv)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -72,14 +76,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='long side rounded down to a multiple of this '
         '(official: 64)')
     parser.add_argument(
+        '--nproc',
+        type=int,
+        default=1,
+        help='processes scoring sequences in parallel (J and F are '
+        'CPU-bound; propagation itself runs in this process)')
+    parser.add_argument(
         '--eval-only',
         action='store_true',
         help='only score the PNGs already in --out-dir')
     args = parser.parse_args(argv)
     if args.n_last_frames < 0 or args.topk < 1 or \
-            args.size_mask_neighborhood < 0 or args.resolution < 1:
+            args.size_mask_neighborhood < 0 or args.resolution < 1 or \
+            args.nproc < 1:
         parser.error('--n-last-frames and --size-mask-neighborhood must be '
-                     '>= 0, --topk and --resolution >= 1.')
+                     '>= 0, --topk, --resolution and --nproc >= 1.')
     return args
 
 
@@ -137,8 +148,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 long_side_multiple=args.long_side_multiple,
                 on_frame=progress.update)
         print()
-    summary = summarize_davis(evaluate_davis(ann_root, args.out_dir, seqs))
+    summary = summarize_davis(
+        evaluate_davis(ann_root, args.out_dir, seqs, nproc=args.nproc))
     print(format_davis_table(summary))
+    for path in write_davis_csv(summary, args.out_dir, args.split):
+        print(f'Saved {path}')
     return summary
 
 
