@@ -2,11 +2,11 @@
 
 Two gaps of the pinned stack (torch 2.13, mmengine 0.10.7) are closed here:
 
-* ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, while
-  mmengine 0.10.7 loads checkpoints without passing ``weights_only``.  A
-  Runner checkpoint holds a ``message_hub`` state and numpy values, so
-  ``--resume`` and ``load_from`` fail.  :func:`allow_trusted_checkpoints`
-  replaces only mmengine's *local file* checkpoint loader.
+* mmengine 0.10.7 loads checkpoints without ``weights_only``; Runner
+  checkpoints hold a ``message_hub`` and numpy values, so ``--resume``
+  failed on torch >= 2.6, and URLs unpickled anything.
+  :func:`build_runner` makes sure mmengine reads every checkpoint through
+  :func:`selfpatch_mm.checkpoint.load_checkpoint_file` (safe globals only).
 * mmengine's ``init_dist('pytorch')`` calls ``torch.cuda.set_device``
   unconditionally and so dies on a machine without a GPU.
   :func:`init_cpu_dist_if_needed` starts a gloo process group instead and
@@ -20,64 +20,12 @@ from typing import Any, Optional
 import torch
 import torch.distributed as torch_dist
 
+from ..checkpoint import register_mmengine_loaders
+
 __all__ = [
-    'allow_trusted_checkpoints', 'load_trusted_local_checkpoint',
     'init_cpu_dist_if_needed', 'set_cpu_ddp_wrapper', 'load_config',
     'build_runner'
 ]
-
-_TRUSTED_LOADER_INSTALLED = False
-
-
-def load_trusted_local_checkpoint(filename: str,
-                                  map_location: Any = None) -> Any:
-    """Load a local checkpoint file with ``weights_only=False``.
-
-    Only for trusted files, such as the checkpoints this project's runs
-    write: unpickling a file can run arbitrary code.
-
-    Args:
-        filename (str): Path of a local checkpoint file (``~`` is expanded).
-        map_location (Any): Same as in :func:`torch.load`. Defaults to None.
-
-    Returns:
-        Any: The unpickled checkpoint, usually a dict.
-
-    Raises:
-        FileNotFoundError: If ``filename`` is not an existing file.
-    """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-def allow_trusted_checkpoints() -> None:
-    """Let mmengine load full Runner checkpoints from local files.
-
-    Replaces the loader that mmengine's ``CheckpointLoader`` uses for plain
-    paths (prefix ``''``) with :func:`load_trusted_local_checkpoint`.  Loaders
-    for other schemes (``http://``, ``s3://``, ...) keep torch's safe default,
-    and nothing else in torch is changed.  This covers ``Runner.resume``,
-    ``load_from`` and ``mmengine.runner.load_checkpoint``.  Calling it again
-    does nothing.
-
-    Local checkpoints are treated as trusted: only resume or load files that
-    you (or a source you trust) wrote.
-    """
-    global _TRUSTED_LOADER_INSTALLED
-    if _TRUSTED_LOADER_INSTALLED:
-        return
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    # mmengine logs `class_name[10:]` of the loader: this logs "local".
-    def load_from_local(filename: str, map_location: Any = None) -> Any:
-        return load_trusted_local_checkpoint(filename, map_location)
-
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local, force=True)
-    _TRUSTED_LOADER_INSTALLED = True
-
 
 def set_cpu_ddp_wrapper(cfg: Any) -> None:
     """Make the Runner wrap the model in DDP without ``device_ids``.
@@ -218,7 +166,7 @@ def load_config(config: str,
 
 def build_runner(cfg):
     """Build the Runner of ``cfg`` after the environment fixes above:
-    trusted local checkpoints, and gloo + CPU DDP for launched runs without
+    safe checkpoint loading, and gloo + CPU DDP for launched runs without
     a GPU.
 
     Args:
@@ -230,7 +178,7 @@ def build_runner(cfg):
     """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
-    allow_trusted_checkpoints()
+    register_mmengine_loaders()
     init_cpu_dist_if_needed(cfg.launcher, cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

@@ -174,7 +174,7 @@ def test_default_work_dir_and_amp_without_cuda(tiny_config: Path,
         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, timeout=120)
     assert proc.returncode != 0
-    assert '--amp needs a CUDA device' in proc.stdout
+    assert "AmpOptimWrapper needs a CUDA device" in proc.stdout
     # nothing was built: the default work dir was not created
     assert not (tmp_path / 'work_dirs').exists()
 
@@ -257,17 +257,18 @@ custom_hooks = [dict(type='DumpRankWeightsHook', out_dir={out_dir!r})]
 '''
 
 
-def test_allow_trusted_checkpoints_loads_runner_style_file(
+def test_safe_mmengine_loader_reads_runner_style_file(
         tmp_path: Path) -> None:
-    """numpy objects in a checkpoint (as in a Runner's meta) load."""
+    """numpy objects in a checkpoint (as in a Runner's meta) load through
+    mmengine's loader, which selfpatch_mm routes to its safe loader."""
     from mmengine.runner.checkpoint import _load_checkpoint
 
-    from selfpatch_mm.utils import allow_trusted_checkpoints
+    from selfpatch_mm.checkpoint import register_mmengine_loaders
     path = tmp_path / 'ckpt.pth'
     torch.save({'meta': {'seed': np.int64(3), 'hist': np.arange(3)},
                 'state_dict': {'w': torch.ones(2)}}, path)
-    allow_trusted_checkpoints()
-    allow_trusted_checkpoints()  # idempotent
+    register_mmengine_loaders()
+    register_mmengine_loaders()  # idempotent
     ckpt = _load_checkpoint(str(path), map_location='cpu')
     assert int(ckpt['meta']['seed']) == 3
     assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))

@@ -69,27 +69,6 @@ def is_vit_key(key: str) -> bool:
     return _VIT_KEY.match(key) is not None
 
 
-def load_checkpoint_file(filename: str, map_location: str = 'cpu') -> Any:
-    """Load a checkpoint.
-
-    Local files are trusted and unpickled with ``weights_only=False`` (Runner
-    checkpoints hold numpy values and a ``message_hub``); URLs and other
-    schemes go through mmengine's loaders with torch's safe default.
-
-    Args:
-        filename (str): Local path or URL.
-        map_location (str): Device for the tensors.
-
-    Returns:
-        Any: The loaded object, usually a dict.
-    """
-    if '://' in filename:
-        from mmengine.runner.checkpoint import CheckpointLoader
-        return CheckpointLoader.load_checkpoint(filename, map_location)
-    from ...utils import load_trusted_local_checkpoint
-    return load_trusted_local_checkpoint(filename, map_location)
-
-
 def get_state_dict(ckpt: Any) -> Dict[str, Any]:
     """The state dict of an mmengine/timm-style checkpoint dict."""
     if not isinstance(ckpt, dict):
