@@ -6,7 +6,8 @@ from .davis_metrics import (boundary_f_measure, boundary_map, db_statistics,
                             evaluate_davis, evaluate_sequence,
                             format_davis_table, read_label, region_similarity,
                             summarize_davis, write_davis_csv)
-from .knn import extract_image_features, knn_classify, read_image_folder
+from .knn import (KNN_PIPELINE, build_knn_dataloader, extract_features,
+                  knn_classify, knn_classify_multi, knn_pipeline)
 from .label_propagation import (davis_frame_size, list_frames,
                                 neighbourhood_mask, normalize_label_maps,
                                 propagate_labels, read_palette, segment_video,
@@ -20,8 +21,9 @@ __all__ = [
     'boundary_f_measure', 'boundary_map', 'evaluate_davis',
     'evaluate_sequence', 'format_davis_table', 'read_label',
     'region_similarity', 'summarize_davis', 'db_statistics',
-    'write_davis_csv', 'extract_image_features',
-    'knn_classify', 'read_image_folder', 'davis_frame_size', 'list_frames',
+    'write_davis_csv', 'KNN_PIPELINE', 'build_knn_dataloader',
+    'extract_features', 'knn_classify', 'knn_classify_multi', 'knn_pipeline',
+    'davis_frame_size', 'list_frames',
     'neighbourhood_mask', 'normalize_label_maps', 'propagate_labels',
     'read_palette', 'segment_video', 'write_indexed_png', 'draw_positives',
     'pca_rgb', 'resize_to_patches', 'visualize_patches', 'PretrainedSelfPatch',
