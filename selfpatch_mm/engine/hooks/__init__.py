@@ -1,6 +1,10 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 from .freeze_last_layer_hook import FreezeLastLayerHook
+from .safe_checkpoint_hook import SafeCheckpointHook
 from .teacher_ema_hook import TeacherEMAHook
 from .teacher_temp_warmup_hook import TeacherTempWarmupHook
 
-__all__ = ['TeacherEMAHook', 'TeacherTempWarmupHook', 'FreezeLastLayerHook']
+__all__ = [
+    'TeacherEMAHook', 'TeacherTempWarmupHook', 'FreezeLastLayerHook',
+    'SafeCheckpointHook'
+]

@@ -1,0 +1,235 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+import errno
+import os
+import os.path as osp
+from typing import Optional
+
+from mmengine.dist import all_gather_object, get_rank, is_main_process
+from mmengine.hooks import CheckpointHook
+from mmpretrain.registry import HOOKS
+
+from ...utils.checkpoint_files import (atomic_write_text,
+                                       check_checkpoint_file, fsync_dir,
+                                       fsync_file, nonfinite_keys,
+                                       remove_tmp_checkpoints, tmp_path_for)
+from ...utils.checkpoint_files import \
+    find_resumable_checkpoint as _find_resumable
+from ...utils.rng_state import get_rng_state, set_rng_state
+
+__all__ = ['SafeCheckpointHook']
+
+
+@HOOKS.register_module()
+class SafeCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` with crash-consistent files and exact
+    resume.
+
+    * **Atomic writes.** A checkpoint is saved to a hidden temporary file in
+      the same folder, fsynced, re-read and checked, then renamed to its
+      final name; the folder is fsynced. ``last_checkpoint`` is written the
+      same way and holds a path relative to the work dir, so a moved work
+      dir resumes from itself. A killed run leaves at worst a temporary
+      file, which the next run deletes.
+    * **Rotation after verification.** ``max_keep_ckpts`` deletes old files
+      only once the new one is renamed into place and read back.
+    * **No bad states.** A model state with NaN or Inf is not saved: the
+      hook raises, so ``last_checkpoint`` keeps naming a finite checkpoint.
+    * **Errors.** A failed write (e.g. ``ENOSPC``, a full disk) removes the
+      temporary file and raises an ``OSError`` naming the checkpoint; the
+      previous checkpoint is untouched.
+    * **Resume.** With ``resume=True`` and no ``load_from`` (``--resume``
+      without a path) the newest *readable* checkpoint is chosen; a cut
+      short, empty or foreign newest file is skipped with a warning naming
+      it.
+    * **RNG.** Every rank's torch (CPU, CUDA), numpy and python generator
+      states go into ``checkpoint['rng_state']`` and come back on resume,
+      so drop-path and the data pipeline draw what an uninterrupted run
+      draws (see :mod:`selfpatch_mm.utils.rng_state`).
+
+    Only local folders get these guarantees; other backends (``s3://``,
+    ...) fall back to mmengine's behaviour. ``save_best`` checkpoints are
+    written by mmengine as usual.
+
+    Args:
+        verify (bool): Re-read each new checkpoint before it replaces the
+            old ones. Defaults to True.
+        **kwargs: :class:`mmengine.hooks.CheckpointHook` arguments.
+    """
+
+    def __init__(self, *args, verify: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.verify = verify
+        self._resumed_rng: Optional[list] = None
+
+    # ------------------------------------------------------------- helpers
+    def _is_local(self, runner) -> bool:
+        from mmengine.fileio.backends import LocalBackend
+        backend = getattr(self, 'file_backend', None)
+        if backend is not None:
+            return isinstance(backend, LocalBackend)
+        out_dir = self.out_dir or runner.work_dir
+        return '://' not in str(out_dir) and self.file_client_args is None \
+            and self.backend_args is None
+
+    def _ckpt_dir(self, runner) -> str:
+        """Where checkpoints go (``before_train`` sets ``out_dir`` so)."""
+        if self.out_dir is None or self.out_dir == runner.work_dir:
+            return runner.work_dir
+        if getattr(self, 'file_backend', None) is not None:
+            return self.out_dir  # already joined by before_train
+        return osp.join(self.out_dir,
+                        osp.basename(runner.work_dir.rstrip(osp.sep)))
+
+    # --------------------------------------------------------------- hooks
+    def before_run(self, runner) -> None:
+        """Choose the checkpoint to auto-resume from (before mmengine's
+        ``load_or_resume`` reads ``last_checkpoint`` on its own)."""
+        # mmengine keeps the resume settings in private attributes and reads
+        # them only in ``load_or_resume``, which runs after ``before_run``.
+        if not (getattr(runner, '_resume', False)
+                and getattr(runner, '_load_from', None) is None):
+            return
+        if not self._is_local(runner):
+            return
+        folders = [self._ckpt_dir(runner)]
+        path = _find_resumable(
+            runner.work_dir,
+            extra_dirs=[f for f in folders if f != runner.work_dir],
+            filename_tmpls=(self.filename_tmpl, 'epoch_{}.pth',
+                            'iter_{}.pth'),
+            logger=runner.logger)
+        if path is None:
+            runner.logger.info(
+                f'No checkpoint to resume from in {folders}; training starts '
+                'from scratch.')
+            runner._resume = False
+        else:
+            runner._load_from = path
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if is_main_process() and self._is_local(runner):
+            for path in remove_tmp_checkpoints(self.out_dir):
+                runner.logger.warning(
+                    f'Removed {path}, a checkpoint a stopped run did not '
+                    'finish writing.')
+        # Last of the before_train hooks (priority VERY_LOW), so the
+        # generators continue exactly where the saved run left them.
+        if self._resumed_rng is not None:
+            states, self._resumed_rng = self._resumed_rng, None
+            rank = get_rank()
+            if len(states) != runner.world_size:
+                runner.logger.warning(
+                    f'The checkpoint holds the RNG states of {len(states)} '
+                    f'processes, this run has {runner.world_size}: using '
+                    f'state {rank % len(states)}; the run will not repeat '
+                    'the saved one draw for draw.')
+            set_rng_state(states[rank % len(states)])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        # Only a resumed run continues the saved generators; ``load_from``
+        # (fine-tuning) starts its own.
+        if getattr(runner, '_resume', False) and 'rng_state' in checkpoint:
+            self._resumed_rng = checkpoint['rng_state']
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        bad = nonfinite_keys(checkpoint.get('state_dict', {}))
+        if bad:
+            raise RuntimeError(
+                f'Refusing to save a checkpoint at epoch '
+                f'{checkpoint["meta"].get("epoch")}, iter '
+                f'{checkpoint["meta"].get("iter")}: {len(bad)} model '
+                f'tensors hold NaN or Inf (e.g. {", ".join(bad[:3])}). The '
+                'last checkpoint stays the newest; resume from it, with a '
+                'lower learning rate or stronger gradient clipping.')
+        # Every rank's generators (ranks draw differently with
+        # diff_rank_seed=True); only rank 0 writes them.
+        checkpoint['rng_state'] = all_gather_object(get_rng_state())
+
+    # ---------------------------------------------------------------- save
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        if not self._is_local(runner):
+            return super()._save_checkpoint_with_step(runner, step, meta)
+        final = osp.join(self.out_dir, self.filename_tmpl.format(step))
+        tmp = tmp_path_for(final)
+        hub = runner.message_hub
+        old_ids = list(self.keep_ckpt_ids) if self.max_keep_ckpts > 0 else []
+        old_last = hub.get_info('last_ckpt')
+        to_delete = []
+        if self.max_keep_ckpts > 0 and not (old_ids and old_ids[-1] == step):
+            # Book-keeping first, as mmengine does: the saved message hub
+            # must list the new file. The files themselves go only after it.
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                to_delete.append(self.keep_ckpt_ids.popleft())
+            self.keep_ckpt_ids.append(step)
+            hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        hub.update_info('last_ckpt', final)
+        try:
+            runner.save_checkpoint(
+                self.out_dir,
+                osp.basename(tmp),
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
+            if is_main_process():
+                fsync_file(tmp)
+                if self.verify:
+                    reason = check_checkpoint_file(tmp)
+                    if reason is not None:
+                        raise RuntimeError(
+                            f'The checkpoint just written for {final} does '
+                            f'not read back: {reason}.')
+                os.replace(tmp, final)
+                fsync_dir(self.out_dir)
+        except BaseException as e:
+            self._undo(runner, old_ids, old_last, tmp)
+            if isinstance(e, OSError):
+                raise self._write_error(e, final, old_last) from e
+            raise
+        self.last_ckpt = final
+        if not is_main_process():
+            return
+        atomic_write_text(
+            osp.join(runner.work_dir, 'last_checkpoint'),
+            self._relative(final, runner.work_dir))
+        for old_step in to_delete:
+            path = osp.join(self.out_dir, self.filename_tmpl.format(old_step))
+            if osp.isfile(path) and osp.abspath(path) != osp.abspath(final):
+                os.remove(path)
+        if to_delete:
+            fsync_dir(self.out_dir)
+
+    def _undo(self, runner, old_ids: list, old_last: Optional[str],
+              tmp: str) -> None:
+        """Forget a save that failed: no rotation, no temporary file."""
+        if self.max_keep_ckpts > 0:
+            self.keep_ckpt_ids.clear()
+            self.keep_ckpt_ids.extend(old_ids)
+            runner.message_hub.update_info('keep_ckpt_ids', old_ids)
+        runner.message_hub.update_info('last_ckpt', old_last)
+        if is_main_process() and osp.exists(tmp):
+            os.remove(tmp)
+
+    @staticmethod
+    def _write_error(e: OSError, final: str, previous: Optional[str]):
+        cause = ('the disk is full'
+                 if e.errno in (errno.ENOSPC, errno.EDQUOT) else
+                 f'{type(e).__name__}: {e}')
+        kept = (f'the previous checkpoint {previous} is intact'
+                if previous else 'no earlier checkpoint was written')
+        return OSError(
+            e.errno, f'Could not write checkpoint {final}: {cause} '
+            f'({os.strerror(e.errno) if e.errno else e}). The partial file '
+            f'was removed and {kept}; free space and rerun with --resume.')
+
+    @staticmethod
+    def _relative(path: str, work_dir: str) -> str:
+        """``path`` relative to ``work_dir`` when it lies inside it."""
+        path, work_dir = osp.abspath(path), osp.abspath(work_dir)
+        if osp.commonpath([path, work_dir]) == work_dir:
+            return osp.relpath(path, work_dir)
+        return path

@@ -1,0 +1,270 @@
+"""Crash-consistent checkpoint files: atomic writes, checks, resume choice.
+
+A checkpoint or ``last_checkpoint`` file is either the complete old version
+or the complete new one, whatever kills the process (SIGKILL, a full disk, a
+power cut): data goes to a temporary file in the same directory, is flushed
+and fsynced, and only then renamed over the final name (``os.replace`` is
+atomic within one file system); the directory is fsynced so the rename
+itself survives a crash.
+
+Resuming reads ``last_checkpoint`` (a path relative to the work dir, so a
+moved work dir resumes from itself) and falls back to the newest readable
+checkpoint when that one is cut short, empty or not a checkpoint at all.
+"""
+import logging
+import os
+import os.path as osp
+import re
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+
+__all__ = [
+    'TMP_MARK', 'fsync_dir', 'fsync_file', 'atomic_write_text',
+    'is_tmp_checkpoint', 'remove_tmp_checkpoints', 'nonfinite_keys',
+    'check_checkpoint_file', 'read_last_checkpoint', 'checkpoint_candidates',
+    'find_resumable_checkpoint'
+]
+
+# Temporary files are hidden (leading dot) and carry this mark, so no glob
+# for ``epoch_*.pth`` ever picks a half-written one.
+TMP_MARK = '.tmp-'
+
+
+def fsync_file(path: str) -> None:
+    """Force the data of ``path`` to disk (fsync works per file, so a new
+    descriptor flushes what another one wrote)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename or unlink in directory ``path`` durable.
+
+    Some file systems (and non-POSIX platforms) cannot fsync a directory;
+    the rename is still atomic there, only its durability is weaker.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def tmp_path_for(path: str) -> str:
+    """The temporary name ``path`` is written under first (same folder)."""
+    folder, name = osp.split(path)
+    return osp.join(folder, f'.{name}{TMP_MARK}{os.getpid()}')
+
+
+def is_tmp_checkpoint(name: str) -> bool:
+    """Whether a file name is one of :func:`tmp_path_for`'s names."""
+    return name.startswith('.') and TMP_MARK in name
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file, fsync, rename).
+
+    Raises:
+        OSError: If writing fails; ``path`` then keeps its old content and
+            the temporary file is removed.
+    """
+    tmp = tmp_path_for(path)
+    try:
+        with open(tmp, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    fsync_dir(osp.dirname(osp.abspath(path)))
+
+
+def remove_tmp_checkpoints(folder: str) -> List[str]:
+    """Delete temporary files a killed run left in ``folder``.
+
+    Returns:
+        list[str]: The removed paths.
+    """
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for name in os.listdir(folder):
+        if is_tmp_checkpoint(name):
+            path = osp.join(folder, name)
+            try:
+                os.remove(path)
+                removed.append(path)
+            except OSError:
+                pass  # another process's file, or already gone
+    return removed
+
+
+def nonfinite_keys(state_dict: Dict[str, Any]) -> List[str]:
+    """Keys of floating-point tensors holding NaN or Inf."""
+    return [
+        k for k, v in state_dict.items()
+        if torch.is_tensor(v) and v.is_floating_point()
+        and not bool(torch.isfinite(v).all())
+    ]
+
+
+def _default_load(path: str) -> Any:
+    # The project's one loader (weights_only, safe globals): the same reader
+    # that mmengine's local scheme uses after ``build_runner``.
+    from ..checkpoint import load_checkpoint_file
+    return load_checkpoint_file(path, map_location='cpu')
+
+
+def check_checkpoint_file(path: str,
+                          load: Optional[Callable[[str], Any]] = None,
+                          require_finite: bool = True) -> Optional[str]:
+    """Why ``path`` is not a usable Runner checkpoint, or None if it is.
+
+    Args:
+        path (str): A local file.
+        load (callable, optional): Reads a file; by default
+            :func:`selfpatch_mm.checkpoint.load_checkpoint_file` (CPU).
+        require_finite (bool): Also require a finite model state.
+
+    Returns:
+        str or None: A short reason (``'0 bytes'``, the loader's error, a
+        missing key, non-finite tensors), or None for a good file.
+    """
+    if not osp.isfile(path):
+        return 'no such file'
+    if osp.getsize(path) == 0:
+        return '0 bytes'
+    try:
+        ckpt = (load or _default_load)(path)
+    except Exception as e:  # any reader error means: cannot resume from it
+        msg = str(e).strip().splitlines()
+        return f'unreadable ({type(e).__name__}: {msg[0] if msg else ""})'
+    if not isinstance(ckpt, dict) or 'state_dict' not in ckpt or \
+            'meta' not in ckpt:
+        found = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt)
+        return f'not a Runner checkpoint (found {found})'
+    if require_finite:
+        bad = nonfinite_keys(ckpt['state_dict'])
+        if bad:
+            return f'non-finite tensors ({", ".join(bad[:3])})'
+    return None
+
+
+def read_last_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint that ``work_dir/last_checkpoint`` names, as a path.
+
+    A relative entry is taken relative to ``work_dir``. An absolute entry
+    that no longer exists (a work dir written by mmengine's own hook, then
+    moved) is looked up by its file name in ``work_dir``.
+
+    Returns:
+        str or None: The path, or None without a (non-empty) entry.
+    """
+    save_file = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(save_file):
+        return None
+    with open(save_file) as f:
+        entry = f.read().strip()
+    if not entry:
+        return None
+    if not osp.isabs(entry):
+        return osp.join(work_dir, entry)
+    if not osp.exists(entry):
+        moved = osp.join(work_dir, osp.basename(entry))
+        if osp.exists(moved):
+            return moved
+    return entry
+
+
+def _template_regex(filename_tmpl: str) -> 're.Pattern':
+    head, _, tail = filename_tmpl.partition('{}')
+    return re.compile(f'^{re.escape(head)}(\\d+){re.escape(tail)}$')
+
+
+def checkpoint_candidates(folders: List[str],
+                          filename_tmpls: Tuple[str, ...] = (
+                              'epoch_{}.pth', 'iter_{}.pth')) -> List[str]:
+    """Checkpoint files of ``folders``, newest first.
+
+    Newest means the highest step in the name (``epoch_12`` after
+    ``epoch_3``), then the latest modification time.
+    """
+    patterns = [_template_regex(t) for t in filename_tmpls]
+    found = {}
+    for folder in folders:
+        if not osp.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            for pattern in patterns:
+                match = pattern.match(name)
+                if match:
+                    path = osp.join(folder, name)
+                    found[osp.abspath(path)] = (int(match.group(1)),
+                                                osp.getmtime(path))
+    return sorted(found, key=lambda p: found[p], reverse=True)
+
+
+def find_resumable_checkpoint(
+        work_dir: str,
+        extra_dirs: Optional[List[str]] = None,
+        filename_tmpls: Tuple[str, ...] = ('epoch_{}.pth', 'iter_{}.pth'),
+        logger: Optional[logging.Logger] = None,
+        load: Optional[Callable[[str], Any]] = None) -> Optional[str]:
+    """The checkpoint ``--resume`` (auto) should continue from.
+
+    The one ``last_checkpoint`` names comes first, then the others in the
+    work dir (and ``extra_dirs``), newest first. The first good one (see
+    :func:`check_checkpoint_file`) is returned; each skipped one is warned
+    about by name.
+
+    Args:
+        work_dir (str): The run's work dir.
+        extra_dirs (list[str], optional): Other folders checkpoints are
+            saved to (a checkpoint hook's ``out_dir``).
+        filename_tmpls (tuple[str]): Checkpoint name templates.
+        logger (logging.Logger, optional): Where warnings go.
+        load (callable, optional): See :func:`check_checkpoint_file`.
+
+    Returns:
+        str or None: The checkpoint, or None when there is no good one (the
+        run then starts from scratch, with a warning if files were there).
+    """
+    def warn(msg: str) -> None:
+        if logger is not None:
+            logger.warning(msg)
+
+    named = read_last_checkpoint(work_dir)
+    if named is None and osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        warn(f'{osp.join(work_dir, "last_checkpoint")} is empty; looking '
+             'for the newest readable checkpoint instead.')
+    folders = [work_dir] + list(extra_dirs or [])
+    candidates = checkpoint_candidates(folders, filename_tmpls)
+    if named is not None:
+        named = osp.abspath(named)
+        candidates = [named] + [c for c in candidates if c != named]
+    bad = []
+    for path in candidates:
+        reason = check_checkpoint_file(path, load=load)
+        if reason is None:
+            if bad:
+                warn(f'Resuming from {path}, the newest readable checkpoint.')
+            return path
+        bad.append(path)
+        warn(f'Cannot resume from {path}: {reason}. Trying the next newest '
+             'checkpoint.')
+    if bad:
+        warn(f'No readable checkpoint in {folders}; training starts from '
+             'scratch.')
+    return None
