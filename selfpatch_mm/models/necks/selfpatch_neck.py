@@ -13,6 +13,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..utils.class_attention import ClassAttentionBlock
+from ..utils.matching_checks import check_matching_settings, check_patch_grid
 from ..utils.positive_matching import match_positives
 
 
@@ -28,8 +29,10 @@ class SelfPatchNeck(BaseModule):
     Args:
         in_channels (int): Token width (384 for ViT-S).
         num_heads (int): Heads of the class attention.
-        k (int): Positives per patch. Defaults to 4.
-        window (int): Neighbourhood size. Defaults to 3.
+        k (int): Positives per patch, 1 to ``window**2 - 1``. Defaults
+            to 4.
+        window (int): Neighbourhood size, odd and >= 3; every patch grid
+            matched must be at least ``window x window``. Defaults to 3.
         num_blocks (int): Class-attention blocks. Defaults to 2.
         border (str): ``'wrap'`` (official modulo wrap-around) or
             ``'valid'`` (ignore neighbours outside the grid).
@@ -47,7 +50,10 @@ class SelfPatchNeck(BaseModule):
                  mlp_ratio: float = 4.0,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        # Fail at build time, not at the first iteration after data loading.
+        check_matching_settings(k, window, border)
         self.k, self.window, self.border = k, window, border
+        self._checked_grids = set()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, in_channels))
         self.blocks = nn.ModuleList([
             ClassAttentionBlock(in_channels, num_heads, mlp_ratio)
@@ -74,7 +80,16 @@ class SelfPatchNeck(BaseModule):
 
     def positives(self, x: torch.Tensor,
                   hw: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Positive indices ``(B, N, k)`` and validity of tokens ``x``."""
+        """Positive indices ``(B, N, k)`` and validity of tokens ``x``.
+
+        Raises:
+            ValueError: If the grid ``hw`` is smaller than 2x2 or than the
+                window (checked once per grid).
+        """
+        if tuple(hw) not in self._checked_grids:
+            check_patch_grid(hw, self.window,
+                             f'an input of {hw[0]}x{hw[1]} patches')
+            self._checked_grids.add(tuple(hw))
         return match_positives(x, hw, self.k, self.window, self.border)
 
     def forward(self,
