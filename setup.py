@@ -5,8 +5,12 @@ torch, torchvision and mmcv are deliberately absent from ``install_requires``
 build flags, which ``tools/install.sh`` handles, and listing them here could
 make ``pip install -e .`` replace an already working torch.
 """
+import os
 import os.path as osp
 import re
+import shutil
+import sys
+import warnings
 from typing import List
 
 from setuptools import find_packages, setup
@@ -55,6 +59,48 @@ def readme() -> str:
     with open(path, encoding='utf-8') as f:
         return f.read()
 
+
+def add_mim_extension() -> None:
+    """Put the configs, the tools and the model index into
+    ``selfpatch_mm/.mim``, where ``mim`` (openmim) looks for them, as
+    mmpretrain's setup.py does.
+
+    Editable installs (``pip install -e .``: setuptools' ``develop`` or
+    ``editable_wheel``) get symbolic links to the originals; wheels and
+    source distributions get copies. Other commands leave ``.mim`` alone.
+    """
+    if {'develop', 'editable_wheel'} & set(sys.argv):
+        mode = 'symlink'
+    elif {'sdist', 'bdist_wheel'} & set(sys.argv):
+        mode = 'copy'
+    else:
+        return
+    mim_path = osp.join(HERE, 'selfpatch_mm', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in ('tools', 'configs', 'model-index.yml'):
+        src = osp.join(HERE, name)
+        if not osp.exists(src):
+            continue
+        tar = osp.join(mim_path, name)
+        if osp.isfile(tar) or osp.islink(tar):
+            os.remove(tar)
+        elif osp.isdir(tar):
+            shutil.rmtree(tar)
+        if mode == 'symlink':
+            try:
+                os.symlink(osp.relpath(src, mim_path), tar)
+                continue
+            except OSError:
+                # e.g. Windows without the privilege: copy instead.
+                warnings.warn(f'Cannot link {tar}; copying {src} instead.')
+        if osp.isfile(src):
+            shutil.copyfile(src, tar)
+        else:
+            shutil.copytree(src, tar, ignore=shutil.ignore_patterns(
+                '__pycache__', '*.pyc'))
+
+
+add_mim_extension()
 
 setup(
     name='selfpatch_mm',
