@@ -15,6 +15,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 
 # Registers this project's modules before the Runner builds anything.
 import selfpatch_mm  # noqa: F401
+from selfpatch_mm.checkpoint import add_unsafe_pickle_arg
 from selfpatch_mm.utils import build_runner, load_config
 
 
@@ -49,6 +50,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_unsafe_pickle_arg(parser)  # sets SELFPATCH_ALLOW_UNSAFE_PICKLE
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)

@@ -17,6 +17,9 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from ..checkpoint import (add_unsafe_pickle_arg, extract_vit_state_dict,
+                          get_state_dict, load_checkpoint_file, strip_prefix)
+
 __all__ = ['PretrainedSelfPatch', 'load_pretrained_selfpatch']
 
 KEYS = ('teacher', 'student')
@@ -83,9 +86,12 @@ def load_pretrained_selfpatch(
     Args:
         config (str): A selfpatch_mm pretraining config (``model.backbone``,
             optionally ``model.neck`` and ``model.data_preprocessor``).
-        checkpoint (str | None): A local, trusted checkpoint in any layout
-            the converters know (ours, backbone-only, or the authors'). None keeps the
-            random initialisation (for tests and debugging only).
+        checkpoint (str | None): A checkpoint (local path or URL, ``.pth``
+            or ``.safetensors``, read as data by
+            :func:`selfpatch_mm.checkpoint.load_checkpoint_file`) in any
+            layout the converters know (ours, backbone-only, or the
+            authors'). None keeps the random initialisation (for tests and
+            debugging only).
         key (str): ``'teacher'`` loads ``teacher.backbone.*`` /
             ``teacher.neck.*``, ``'student'`` loads ``backbone.*`` /
             ``neck.*``.
@@ -103,10 +109,6 @@ def load_pretrained_selfpatch(
     import selfpatch_mm  # noqa: F401  (registers the models)
     from mmpretrain.registry import MODELS
 
-    from ..models.utils.checkpoint_convert import (extract_vit_state_dict,
-                                                   get_state_dict,
-                                                   load_checkpoint_file,
-                                                   strip_prefix)
     if key not in KEYS:
         raise ValueError(f'key must be one of {KEYS}, got {key!r}.')
     cfg = Config.fromfile(config)
@@ -169,9 +171,12 @@ def _load_part(module: nn.Module, state: Dict[str, torch.Tensor], what: str,
 def add_pretrained_args(parser: argparse.ArgumentParser) -> None:
     """Add the arguments every analysis tool shares: the positional
     ``config`` and ``checkpoint``, ``--key`` and ``--device`` (pass them to
-    :func:`load_pretrained_selfpatch`)."""
+    :func:`load_pretrained_selfpatch`), and the ``--allow-unsafe-pickle``
+    opt-in (it sets ``SELFPATCH_ALLOW_UNSAFE_PICKLE`` when given)."""
     parser.add_argument('config', help='selfpatch_mm pretraining config')
-    parser.add_argument('checkpoint', help='pretraining checkpoint (.pth)')
+    parser.add_argument(
+        'checkpoint',
+        help='pretraining checkpoint (.pth or .safetensors; path or URL)')
     parser.add_argument(
         '--key',
         choices=KEYS,
@@ -181,3 +186,4 @@ def add_pretrained_args(parser: argparse.ArgumentParser) -> None:
         '--device',
         default=None,
         help='cuda or cpu (default: cuda if available)')
+    add_unsafe_pickle_arg(parser)

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import torch
 import torch.distributed as torch_dist
 
-from ..checkpoint import register_mmengine_loaders
+from ..checkpoint import register_mmengine_loaders, verify_load_from
 
 __all__ = [
     'init_cpu_dist_if_needed', 'set_cpu_ddp_wrapper', 'load_config',
@@ -169,17 +169,31 @@ def build_runner(cfg):
     safe checkpoint loading, and gloo + CPU DDP for launched runs without
     a GPU.
 
+    A ``load_from`` file (not a resume) is checked against the built model
+    first: when most backbone weights are missing or of other shapes the
+    build fails with a summary, instead of mmengine warning and training a
+    random network. ``allow_partial_load=True`` in the config allows it.
+
     Args:
         cfg (mmengine.Config): A config from :func:`load_config`.
 
     Returns:
         mmengine.runner.Runner: The runner (``RUNNERS.build`` when the config
         names a ``runner_type``).
+
+    Raises:
+        selfpatch_mm.checkpoint.CheckpointMismatchError: For a ``load_from``
+            that does not fit the model.
     """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     register_mmengine_loaders()
     init_cpu_dist_if_needed(cfg.launcher, cfg)
     if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    if not cfg.get('resume', False):
+        verify_load_from(runner.model, cfg.get('load_from', None),
+                         cfg.get('allow_partial_load', False))
+    return runner

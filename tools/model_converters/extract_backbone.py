@@ -3,51 +3,65 @@
 The output, ``{'state_dict': {ViT keys}, 'meta': {...}}``, loads into
 ``SelfPatchDenseViT`` (``init_cfg=dict(type='Pretrained', checkpoint=OUT)``)
 and into ``SelfPatchViT``/mmpretrain ViTs with ``prefix='backbone.'``-free
-keys.
+keys. An output ending in ``.safetensors`` (or ``--safetensors``) is written
+in that format: tensors only, no pickle, so it cannot carry code. Share
+weights that way.
 
 Example::
 
     python tools/model_converters/extract_backbone.py \
-        work_dirs/selfpatch/epoch_300.pth selfpatch_vit-s16_teacher.pth
+        work_dirs/selfpatch/epoch_300.pth selfpatch_vit-s16_teacher.safetensors
 """
 import argparse
-import os
 import os.path as osp
 from typing import Optional
 
-import torch
-
-from selfpatch_mm.models.utils.checkpoint_convert import (
-    extract_vit_state_dict, load_checkpoint_file)
+from selfpatch_mm.checkpoint import (CheckpointLoadError,
+                                     add_unsafe_pickle_arg, check_output_path,
+                                     extract_vit_state_dict,
+                                     load_checkpoint_file, save_weights_file)
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Extract the ViT backbone of a SelfPatch checkpoint')
     parser.add_argument('src', help='pretraining checkpoint (selfpatch_mm, '
-                        'or an official file)')
-    parser.add_argument('dst', help='output file')
+                        'or an official file; a path or an http(s) URL)')
+    parser.add_argument('dst', help='output file (.safetensors or .pth)')
     parser.add_argument(
         '--key',
         choices=['teacher', 'student'],
         default='teacher',
         help='which network to take (the official transfer uses the '
         'teacher)')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--safetensors',
+        action='store_true',
+        help='write .safetensors (added to dst when it lacks the suffix)')
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace an existing dst')
+    add_unsafe_pickle_arg(parser)
+    args = parser.parse_args(argv)
+    if args.safetensors and not args.dst.endswith('.safetensors'):
+        args.dst = osp.splitext(args.dst)[0] + '.safetensors'
+    return args
 
 
 def main(argv: Optional[list] = None) -> None:
     args = parse_args(argv)
-    ckpt = load_checkpoint_file(args.src)
+    try:  # the messages name the files: no traceback needed
+        check_output_path(args.src, args.dst, args.overwrite)
+        ckpt = load_checkpoint_file(args.src)
+    except (FileExistsError, FileNotFoundError, CheckpointLoadError) as e:
+        raise SystemExit(str(e)) from e
     state, source = extract_vit_state_dict(ckpt, args.key, filename=args.src)
-    meta = dict(source=osp.abspath(args.src), network=args.key,
-                keys_from=source)
+    src = args.src if '://' in args.src else osp.abspath(args.src)
+    meta = dict(source=src, network=args.key, keys_from=source)
     if isinstance(ckpt, dict) and isinstance(ckpt.get('meta'), dict):
         for k in ('epoch', 'iter', 'mmengine_version'):
             if k in ckpt['meta']:
                 meta[k] = ckpt['meta'][k]
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save({'state_dict': state, 'meta': meta}, args.dst)
+    save_weights_file(state, args.dst, meta)
     print(f'Wrote {len(state)} ViT tensors ({source}) to {args.dst}')
 
 

@@ -9,42 +9,51 @@
   ``blocks.N``; possibly inside ``teacher`` and with ``module.`` or
   ``backbone.`` prefixes) becomes a backbone-only file.
 
+The authors' files are read as data (their ``args`` Namespace is allowed);
+an output ending in ``.safetensors`` is written in that format.
+
 Example::
 
     python tools/model_converters/official_to_mm.py checkpoint.pth \
         selfpatch_vit-s16_mm.pth
 """
 import argparse
-import os
 import os.path as osp
 from typing import Optional
 
-import torch
-
-from selfpatch_mm.models.utils.checkpoint_convert import (
-    convert_official_checkpoint, load_checkpoint_file)
+from selfpatch_mm.checkpoint import (CheckpointLoadError,
+                                     add_unsafe_pickle_arg, check_output_path,
+                                     convert_official_checkpoint,
+                                     load_checkpoint_file, save_weights_file)
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Convert official SelfPatch/DINO checkpoints')
-    parser.add_argument('src', help='official checkpoint')
-    parser.add_argument('dst', help='output file')
+    parser.add_argument('src', help='official checkpoint (path or URL)')
+    parser.add_argument('dst', help='output file (.pth or .safetensors)')
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace an existing dst')
+    add_unsafe_pickle_arg(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[list] = None) -> None:
     args = parse_args(argv)
-    ckpt = load_checkpoint_file(args.src)
+    try:  # the messages name the files: no traceback needed
+        check_output_path(args.src, args.dst, args.overwrite)
+        ckpt = load_checkpoint_file(args.src)
+    except (FileExistsError, FileNotFoundError, CheckpointLoadError) as e:
+        raise SystemExit(str(e)) from e
     try:
         layout, state = convert_official_checkpoint(ckpt)
     except (ValueError, KeyError) as e:
         raise SystemExit(f'{args.src}: {e}') from e
-    meta = dict(source=osp.abspath(args.src), layout=layout)
+    src = args.src if '://' in args.src else osp.abspath(args.src)
+    meta = dict(source=src, layout=layout)
     if isinstance(ckpt, dict) and 'epoch' in ckpt:
         meta['epoch'] = ckpt['epoch']
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save({'state_dict': state, 'meta': meta}, args.dst)
+    save_weights_file(state, args.dst, meta)
     kind = ('full SelfPatch model (student, teacher.*, centres)'
             if layout == 'official_full' else 'backbone only')
     print(f'Wrote {len(state)} tensors, {kind}, to {args.dst}')

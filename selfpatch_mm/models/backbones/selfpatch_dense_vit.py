@@ -19,9 +19,10 @@ from mmpretrain.models.utils import LayerNorm2d
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ..utils.checkpoint_convert import (extract_vit_state_dict,
-                                        load_checkpoint_file)
-from .selfpatch_vit import SelfPatchViT, interpolate_pos_embed
+from ...checkpoint import (check_load_report, extract_vit_state_dict,
+                           fit_pos_embed, load_checkpoint_file,
+                           match_state_dict)
+from .selfpatch_vit import SelfPatchViT
 
 __all__ = ['SelfPatchDenseViT']
 
@@ -74,9 +75,12 @@ class SelfPatchDenseViT(SelfPatchViT):
             ``checkpoint_key='student'`` for the student, or ``prefix=`` for
             any other key prefix), from a backbone-only file written by
             ``tools/model_converters/extract_backbone.py``, or from an
-            official SelfPatch/DINO file (converted on the fly). Missing and
-            unexpected ViT keys are logged; a file with no ViT weights
-            raises a ``ValueError``.
+            official SelfPatch/DINO file (converted on the fly), ``.pth``
+            or ``.safetensors``, read as data only (see
+            :mod:`selfpatch_mm.checkpoint`). A few missing or unexpected ViT
+            keys are logged; a file with no ViT weights, with most of them
+            missing, or with shapes of another arch raises a ``ValueError``
+            with a summary, unless ``allow_partial=True`` is set.
         **kwargs: Other arguments of mmpretrain's ``VisionTransformer``.
     """
 
@@ -203,29 +207,33 @@ class SelfPatchDenseViT(SelfPatchViT):
             init_cfg['checkpoint'],
             checkpoint_key=init_cfg.get('checkpoint_key', 'teacher'),
             prefix=init_cfg.get('prefix'),
-            map_location=init_cfg.get('map_location', 'cpu'))
+            map_location=init_cfg.get('map_location', 'cpu'),
+            allow_partial=init_cfg.get('allow_partial', False))
 
     def load_pretrained(self,
                         checkpoint: str,
                         checkpoint_key: str = 'teacher',
                         prefix: Optional[str] = None,
-                        map_location: str = 'cpu') -> Dict[str, List[str]]:
+                        map_location: str = 'cpu',
+                        allow_partial: bool = False) -> Dict[str, List[str]]:
         """Load the ViT weights of a checkpoint file.
 
         Args:
-            checkpoint (str): Local path (a trusted file, unpickled with
-                ``weights_only=False``) or URL.
+            checkpoint (str): Local path or URL, read by
+                :func:`selfpatch_mm.checkpoint.load_checkpoint_file`.
             checkpoint_key (str): ``'teacher'`` or ``'student'``.
             prefix (str, optional): Explicit key prefix (e.g.
                 ``'backbone.'``) instead of ``checkpoint_key``.
             map_location (str): Device for loading.
+            allow_partial (bool): Load whatever fits, even when most ViT
+                keys are missing or of other shapes. Defaults to False.
 
         Returns:
             dict: ``missing`` and ``unexpected`` ViT keys.
 
         Raises:
-            ValueError: If the file has no ViT weights, or their shapes do
-                not fit this arch.
+            ValueError: If the file has no ViT weights, their shapes do not
+                fit this arch, or most of them are missing.
         """
         logger = MMLogger.get_current_instance()
         ckpt = load_checkpoint_file(checkpoint, map_location)
@@ -234,48 +242,27 @@ class SelfPatchDenseViT(SelfPatchViT):
             log=logger.warning)
         state = dict(state)
         if 'pos_embed' in state:
-            state['pos_embed'] = self._fit_pos_embed(state['pos_embed'],
-                                                     checkpoint)
+            state['pos_embed'] = fit_pos_embed(
+                state['pos_embed'], tuple(self.patch_resolution), checkpoint)
         own = {
             k: v
             for k, v in self.state_dict().items()
             if not k.startswith(('fpn1.', 'fpn2.', 'fpn3.', 'fpn4.'))
         }
-        bad = [f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-               for k, v in state.items() if k in own and
-               v.shape != own[k].shape]
-        if bad:
-            raise ValueError(
-                f'{checkpoint}: ViT weights do not fit this backbone '
-                f'(check arch/patch_size): {bad}')
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        self.load_state_dict({k: v for k, v in state.items() if k in own},
+        report = match_state_dict(own, state)
+        # A shape mismatch means another arch: fail even if most keys fit.
+        check_load_report(report, checkpoint, 'SelfPatchDenseViT backbone',
+                          allow_partial=allow_partial, allow_mismatch=False)
+        self.load_state_dict({k: state[k] for k in report.loaded},
                              strict=False)
-        logger.info(f'SelfPatchDenseViT: loaded {len(own) - len(missing)}/'
+        logger.info(f'SelfPatchDenseViT: loaded {len(report.loaded)}/'
                     f'{len(own)} ViT tensors from {checkpoint} ({source}).')
-        for k in missing:
-            logger.warning(f'SelfPatchDenseViT: missing key {k} in '
-                           f'{checkpoint}')
-        for k in unexpected:
-            logger.warning(f'SelfPatchDenseViT: unexpected key {k} in '
-                           f'{checkpoint}')
-        return dict(missing=missing, unexpected=unexpected)
-
-    def _fit_pos_embed(self, pos_embed: torch.Tensor,
-                       checkpoint: str) -> torch.Tensor:
-        """Resize a stored ``(1, h*w, C)`` embedding to this model's grid."""
-        n = pos_embed.shape[1]
-        side = int(round(n**0.5))
-        if side * side != n:
-            raise ValueError(f'{checkpoint}: pos_embed of shape '
-                             f'{tuple(pos_embed.shape)} is not a square grid.')
-        dst = tuple(self.patch_resolution)
-        if (side, side) != dst:
-            MMLogger.get_current_instance().info(
-                f'SelfPatchDenseViT: resizing pos_embed from {side}x{side} '
-                f'to {dst[0]}x{dst[1]}.')
-        return interpolate_pos_embed(pos_embed, (side, side), dst)
+        if report.missing or report.unexpected or report.mismatched:
+            logger.warning(f'SelfPatchDenseViT: partial load of '
+                           f'{checkpoint}: {report.summary(examples=10)}')
+        missing = sorted(report.missing + [m.split(':')[0]
+                                           for m in report.mismatched])
+        return dict(missing=missing, unexpected=report.unexpected)
 
     # ------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:

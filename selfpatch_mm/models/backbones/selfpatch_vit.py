@@ -9,41 +9,14 @@ LayerNorm.
 from typing import Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.registry import MODELS
 from torch import nn
 
-
-def interpolate_pos_embed(pos_embed: torch.Tensor, src_hw: Tuple[int, int],
-                          dst_hw: Tuple[int, int]) -> torch.Tensor:
-    """Resize patch position embeddings the way the official code does.
-
-    The official ``interpolate_pos_encoding`` (DINO, reused by SelfPatch)
-    passes a *scale factor* of ``(dst + 0.1) / src`` to bicubic
-    interpolation. PyTorch then maps coordinates with that factor rather than
-    with ``dst / src``, so the values differ from a plain ``size=`` resize
-    (mmpretrain's ``resize_pos_embed``). We follow the official mapping so
-    features match the released weights.
-
-    Args:
-        pos_embed (Tensor): ``(1, Hs*Ws, C)``.
-        src_hw (tuple[int, int]): Grid ``(Hs, Ws)`` of ``pos_embed``.
-        dst_hw (tuple[int, int]): Target grid ``(H, W)``.
-
-    Returns:
-        Tensor: ``(1, H*W, C)``.
-    """
-    if tuple(src_hw) == tuple(dst_hw):
-        return pos_embed
-    C = pos_embed.shape[-1]
-    grid = pos_embed.reshape(1, *src_hw, C).permute(0, 3, 1, 2)
-    scale = ((dst_hw[0] + 0.1) / src_hw[0], (dst_hw[1] + 0.1) / src_hw[1])
-    grid = F.interpolate(
-        grid.float(), scale_factor=scale, mode='bicubic').to(pos_embed.dtype)
-    assert tuple(grid.shape[-2:]) == tuple(dst_hw)
-    return grid.permute(0, 2, 3, 1).reshape(1, -1, C)
+# Owned by the loading layer (checkpoints adapt on load); the forward pass
+# uses the same official resize for inputs of other sizes.
+from ...checkpoint.pos_embed import interpolate_pos_embed
 
 
 @MODELS.register_module()
