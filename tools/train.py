@@ -16,6 +16,7 @@ from mmengine.config import Config, DictAction
 # Registers this project's modules (models, datasets, hooks, optimizer
 # wrappers) before the Runner builds anything from the config.
 import selfpatch_mm  # noqa: F401
+from selfpatch_mm.checkpoint import add_unsafe_pickle_arg
 from selfpatch_mm.utils import build_runner, load_config
 
 # optim wrapper type -> its AMP counterpart for --amp
@@ -72,6 +73,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or
     # --local_rank; torchrun sets LOCAL_RANK instead.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_unsafe_pickle_arg(parser)  # sets SELFPATCH_ALLOW_UNSAFE_PICKLE
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
