@@ -20,6 +20,10 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl', timeout=1800),
 )
 
+# Curves go to <work_dir>/<timestamp>/vis_data/scalars.json (draw them with
+# tools/analysis_tools/plot_curves.py). More backends, added to this list:
+# TensorBoard (pip install tensorboard): dict(type='TensorboardVisBackend')
+# W&B (pip install wandb; wandb login): dict(type='WandbVisBackend')
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
 

@@ -1,0 +1,96 @@
+"""Training curves: TensorBoard event files from a real demo run, and the
+plot of a work dir's vis_data/scalars.json."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+# --import-mode=importlib puts no test folder on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
+from dense_eval_utils import DEMO_CONFIG, REPO_ROOT, load_tool  # noqa: E402
+
+# 8 images in batches of 4, one epoch: 2 iterations.
+TINY = [
+    'train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=8',
+    'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+    'default_hooks.logger.interval=1'
+]
+
+
+@pytest.fixture(scope='module')
+def tensorboard_run(tmp_path_factory):
+    """``tools/train.py`` on the demo with TensorBoard added to the
+    default LocalVisBackend (a list cannot be appended to from
+    --cfg-options, so a 2-line config adds it)."""
+    pytest.importorskip('tensorboard')
+    root = tmp_path_factory.mktemp('tb')
+    cfg = root / 'demo_tb.py'
+    cfg.write_text(
+        f'_base_ = {DEMO_CONFIG!r}\n'
+        "visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), "
+        "dict(type='TensorboardVisBackend')])\n")
+    work_dir = root / 'work'
+    proc = subprocess.run([
+        sys.executable,
+        str(REPO_ROOT / 'tools' / 'train.py'),
+        str(cfg), '--work-dir',
+        str(work_dir), '--cfg-options', *TINY
+    ],
+                          cwd=str(REPO_ROOT),
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work_dir
+
+
+def test_tensorboard_event_files(tensorboard_run):
+    events = list(tensorboard_run.glob('*/vis_data/events.out.tfevents.*'))
+    assert len(events) == 1 and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    tags = set(acc.Tags()['scalars'])
+    assert {'loss_cls', 'loss_patch', 'lr', 'teacher_momentum',
+            'teacher_temp'} <= tags
+    assert [e.step for e in acc.Scalars('loss_cls')] == [1, 2]
+
+
+def test_plot_the_real_run(tensorboard_run):
+    out = load_tool('plot_curves.py').main([str(tensorboard_run)])
+    assert out == str(tensorboard_run / 'curves.png')
+    with Image.open(out) as img:
+        # Five panels of 2.2 inches at 100 dpi.
+        assert img.size == (800, 1100)
+
+
+def _write_run(work_dir: Path, stamp: str, steps, lr: float) -> None:
+    vis = work_dir / stamp / 'vis_data'
+    vis.mkdir(parents=True)
+    with open(vis / 'scalars.json', 'w') as f:
+        for s in steps:
+            f.write(json.dumps(dict(lr=lr, loss_cls=10.0 - s, step=s)) + '\n')
+        f.write(json.dumps({'accuracy/top1': 1.0}) + '\n')  # no step
+
+
+def test_resumed_runs_join_and_missing_keys_are_skipped(tmp_path, capsys):
+    # A run to iteration 3, resumed from iteration 2: the second run's
+    # values replace the first's from iteration 3 on.
+    _write_run(tmp_path, '20260101_000000', [1, 2, 3], lr=1.0)
+    _write_run(tmp_path, '20260102_000000', [3, 4], lr=2.0)
+    tool = load_tool('plot_curves.py')
+    files = tool.find_scalar_files(str(tmp_path))
+    curves = tool.load_scalars(files)
+    assert curves['lr'] == {1: 1.0, 2: 1.0, 3: 2.0, 4: 2.0}
+    out = tool.main([str(tmp_path), '--out', str(tmp_path / 'c.png')])
+    assert Path(out).is_file()
+    printed = capsys.readouterr().out
+    assert 'Not logged, skipped: loss_patch, teacher_momentum, ' \
+        'teacher_temp' in printed
+    with pytest.raises(KeyError, match='logged scalars'):
+        tool.main([str(tmp_path), '--keys', 'nothing'])
+    with pytest.raises(FileNotFoundError, match='scalars.json'):
+        tool.main([str(tmp_path / 'empty')])
