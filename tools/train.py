@@ -26,6 +26,7 @@ AMP_WRAPPERS = {
     # picks AMP only on CUDA by itself; --amp makes it explicit
     'AutoAmpSelfPatchOptimWrapper': 'SelfPatchAmpOptimWrapper',
 }
+AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
@@ -53,7 +54,14 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='enable automatic mixed precision training (needs CUDA)')
+        help='mixed precision training: fp16 with a GradScaler (the '
+        'official recipe) unless --amp-dtype bf16; CUDA, or CPU autocast')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=sorted(AMP_DTYPES),
+        default=None,
+        help='autocast dtype; implies --amp. fp16 (V100 and newer; '
+        'default) or bf16 (A100/H100 and CPUs: no loss scaling)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -80,36 +88,44 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     return args
 
 
-def enable_amp(cfg: Config) -> None:
+def enable_amp(cfg: Config, dtype: str = 'fp16') -> None:
     """Switch the config's optimizer wrapper to its AMP variant.
 
     Other keys of ``optim_wrapper`` are kept.  ``SelfPatchOptimWrapper`` and
-    ``AutoAmpSelfPatchOptimWrapper`` become ``SelfPatchAmpOptimWrapper``;
-    mmengine's ``OptimWrapper`` becomes ``AmpOptimWrapper``.
+    ``AutoAmpSelfPatchOptimWrapper`` become ``SelfPatchAmpOptimWrapper``
+    (CUDA or CPU autocast); mmengine's ``OptimWrapper`` becomes
+    ``AmpOptimWrapper`` (CUDA only).
 
     Args:
         cfg (Config): The config, changed in place.
+        dtype (str): ``'fp16'`` (official, with a GradScaler) or ``'bf16'``
+            (no scaler).
 
     Raises:
-        RuntimeError: If no CUDA device is available (mmengine's AMP
-            wrapper asserts one).
+        RuntimeError: If the wrapper has no known AMP variant, or needs a
+            CUDA device that is not there.
     """
-    if not torch.cuda.is_available():
-        raise RuntimeError(
-            '--amp needs a CUDA device, but torch.cuda.is_available() is '
-            'False. Run without --amp on the CPU.')
     optim_wrapper = cfg.get('optim_wrapper', None)
     if optim_wrapper is None:
         raise RuntimeError('--amp: the config has no `optim_wrapper`.')
     current = optim_wrapper.get('type', 'OptimWrapper')
-    if current in AMP_WRAPPERS.values():
-        return
-    if current not in AMP_WRAPPERS:
+    if current not in AMP_WRAPPERS and current not in AMP_WRAPPERS.values():
         raise RuntimeError(
             f'--amp: do not know the AMP variant of optim_wrapper type '
             f'{current!r}; set it in the config instead.')
-    optim_wrapper.type = AMP_WRAPPERS[current]
-    optim_wrapper.setdefault('loss_scale', 'dynamic')
+    optim_wrapper.type = AMP_WRAPPERS.get(current, current)
+    if optim_wrapper.type == 'AmpOptimWrapper' and \
+            not torch.cuda.is_available():
+        raise RuntimeError(
+            "--amp: mmengine's AmpOptimWrapper needs a CUDA device, but "
+            'torch.cuda.is_available() is False. Run without --amp on the '
+            'CPU, or use SelfPatchOptimWrapper, whose AMP variant also runs '
+            'CPU autocast.')
+    optim_wrapper.dtype = AMP_DTYPES[dtype]
+    if dtype == 'fp16':
+        optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        optim_wrapper.pop('loss_scale', None)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -122,8 +138,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     Returns:
         Config: The updated config.
     """
-    if args.amp:
-        enable_amp(cfg)
+    if args.amp or args.amp_dtype:
+        enable_amp(cfg, args.amp_dtype or 'fp16')
 
     if args.resume == 'auto':
         # Runner finds the latest checkpoint of work_dir itself.

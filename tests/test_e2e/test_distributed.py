@@ -1,4 +1,5 @@
-"""A 2-process CPU pretraining run (torchrun + gloo) of the demo config."""
+"""A 2-process CPU pretraining run (torchrun + gloo) of the demo config, with
+gradient accumulation (DDP skips the all-reduce on accumulating steps)."""
 import sys
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import torch
 from e2e_helpers import (TRAIN, free_port, load_ckpt, make_demo_images,
                          run_cmd, subprocess_env, write_config)
 
-NUM_IMAGES = 16
+NUM_IMAGES = 24  # 3 iterations per rank: a step of 2, then of 1
 BATCH = 4  # per process
 
 
@@ -19,7 +20,8 @@ def test_two_process_cpu_run_agrees_on_centres(tmp_path: Path,
                                                hook_dir: Path) -> None:
     """Each rank trains on its own half of the images; the centres are
     all-reduced, so both ranks must end with the same (non-zero) centres,
-    and DDP keeps the students, hence the EMA teachers, equal."""
+    and DDP keeps the students, hence the EMA teachers, equal, also when
+    gradients accumulate over 2 iterations without synchronising."""
     data = tmp_path / 'images'
     make_demo_images(str(data), num=NUM_IMAGES, size=64)
     dump = tmp_path / 'dump'
@@ -30,6 +32,7 @@ def test_two_process_cpu_run_agrees_on_centres(tmp_path: Path,
             'train_dataloader.batch_size': BATCH,
             'train_dataloader.num_workers': 0,
             'train_cfg.max_epochs': 1,
+            'optim_wrapper.accumulative_counts': 2,
         },
         dump_dir=dump)
     work_dir = tmp_path / 'work'

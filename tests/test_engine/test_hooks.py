@@ -48,14 +48,53 @@ def _runner(model, epoch=0, it=0, max_iters=1, optim_wrapper=None):
                            optim_wrapper=optim_wrapper)
 
 
+def _counting_wrapper(max_iters, accumulative_counts=1):
+    wrapper = SelfPatchOptimWrapper(
+        optimizer=torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1),
+        accumulative_counts=accumulative_counts)
+    wrapper.initialize_count_status(nn.Linear(1, 1), 0, max_iters)
+    return wrapper
+
+
+def _run_ema_hook(max_iters, accumulative_counts):
+    """Momenta the hook applies, and at which iterations, with a real
+    wrapper counting backward passes as the train loop does."""
+    hook, model = TeacherEMAHook(0.996, 1.0), Teacher()
+    wrapper = _counting_wrapper(max_iters, accumulative_counts)
+    runner = _runner(model, max_iters=max_iters, optim_wrapper=wrapper)
+    hook.before_train(runner)
+    moved = []
+    for it in range(max_iters):
+        wrapper._inner_count += 1  # what backward() does
+        runner.iter, before = it, len(model.momenta)
+        hook.after_train_iter(runner, it)
+        if len(model.momenta) > before:
+            moved.append(it)
+    return model.momenta, moved
+
+
 def test_ema_momentum_follows_official_cosine_schedule():
     epochs, niter = 3, 5
     ref = official_cosine(0.996, 1.0, epochs, niter)
-    hook, model = TeacherEMAHook(0.996, 1.0), Teacher()
-    for it in range(epochs * niter):
-        hook.after_train_iter(_runner(model, it=it, max_iters=epochs * niter),
-                              it)
-    np.testing.assert_allclose(model.momenta, ref, rtol=0, atol=1e-12)
+    momenta, moved = _run_ema_hook(epochs * niter, 1)
+    assert moved == list(range(epochs * niter))
+    np.testing.assert_allclose(momenta, ref, rtol=0, atol=1e-12)
+
+
+def test_ema_under_accumulation_follows_optimizer_steps():
+    # 15 iterations, 2 per step: steps end at iterations 1, 3, ..., 13 and
+    # at the last one (14), which mmengine steps on with 1 micro-batch.
+    momenta, moved = _run_ema_hook(15, 2)
+    assert moved == [1, 3, 5, 7, 9, 11, 13, 14]
+    ref = official_cosine(0.996, 1.0, 1, 8)  # cosine over the 8 steps
+    np.testing.assert_allclose(momenta, ref, rtol=0, atol=1e-12)
+
+
+def test_ema_hook_rejects_plain_optim_wrapper():
+    from mmengine.optim import OptimWrapper
+    plain = OptimWrapper(torch.optim.SGD(nn.Linear(1, 1).parameters(), 0.1))
+    with pytest.raises(TypeError, match='SelfPatchOptimWrapper'):
+        TeacherEMAHook().before_train(_runner(Teacher(), optim_wrapper=plain))
 
 
 def test_teacher_temperature_warmup_matches_official():

@@ -16,7 +16,16 @@ DATA_BATCH = Optional[Sequence[dict]]
 class TeacherEMAHook(Hook):
     """Updates the teacher after every optimizer step with a momentum that
     rises from ``momentum`` to ``end_momentum`` on a cosine over the whole
-    run (official ``momentum_schedule``, indexed by the 0-based iteration).
+    run (official ``momentum_schedule``, indexed by the 0-based step).
+
+    With gradient accumulation (``optim_wrapper.accumulative_counts=N``)
+    the teacher moves only on iterations where the optimizer stepped, and
+    the cosine runs over the run's ``ceil(max_iters / N)`` optimizer steps,
+    so the teacher never runs ahead of the student. Without accumulation
+    steps and iterations coincide, as officially.
+
+    It needs a wrapper with ``accumulative_counts`` (``SelfPatchOptimWrapper``
+    or ``SelfPatchAmpOptimWrapper``).
 
     Args:
         momentum (float): Initial momentum (0.996).
@@ -29,18 +38,33 @@ class TeacherEMAHook(Hook):
         self.momentum = momentum
         self.end_momentum = end_momentum
 
-    def momentum_at(self, it: int, max_iters: int) -> float:
-        """Momentum used after the optimizer step of iteration ``it``."""
-        cos = math.cos(math.pi * it / max_iters)
+    def momentum_at(self, step: int, max_steps: int) -> float:
+        """Momentum used after the optimizer step ``step`` (0-based) of a run
+        of ``max_steps`` steps."""
+        cos = math.cos(math.pi * step / max_steps)
         return self.end_momentum + 0.5 * (self.momentum -
                                           self.end_momentum) * (1 + cos)
+
+    def before_train(self, runner) -> None:
+        if not hasattr(runner.optim_wrapper, 'accumulative_counts'):
+            raise TypeError(
+                'TeacherEMAHook needs optim_wrapper.type='
+                "'SelfPatchOptimWrapper' (or 'SelfPatchAmpOptimWrapper', "
+                "'AutoAmpSelfPatchOptimWrapper'), got "
+                f'{type(runner.optim_wrapper).__name__}.')
 
     def after_train_iter(self,
                          runner,
                          batch_idx: int,
                          data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:
-        model = unwrap_model(runner)
-        m = self.momentum_at(runner.iter, runner.max_iters)
-        model.update_teacher(m)
+        wrapper = runner.optim_wrapper
+        # should_update() still answers for the iteration that just ran:
+        # its counter moves at the next backward.
+        if not wrapper.should_update():
+            return
+        n = wrapper.accumulative_counts
+        step = math.ceil((runner.iter + 1) / n) - 1
+        m = self.momentum_at(step, math.ceil(runner.max_iters / n))
+        unwrap_model(runner).update_teacher(m)
         runner.message_hub.update_scalar('train/teacher_momentum', m)

@@ -1,10 +1,11 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
-from .selfpatch_optim_wrapper import (AutoAmpSelfPatchOptimWrapper,
-                                      SelfPatchAmpOptimWrapper,
-                                      SelfPatchOptimWrapper,
-                                      clip_grad_per_param_)
+from .auto_amp_selfpatch_optim_wrapper import AutoAmpSelfPatchOptimWrapper
+from .grad_handling import SelfPatchGradMixin, clip_grad_per_param_
+from .selfpatch_amp_optim_wrapper import SelfPatchAmpOptimWrapper
+from .selfpatch_optim_wrapper import SelfPatchOptimWrapper
 
 __all__ = [
     'SelfPatchOptimWrapper', 'SelfPatchAmpOptimWrapper',
-    'AutoAmpSelfPatchOptimWrapper', 'clip_grad_per_param_'
+    'AutoAmpSelfPatchOptimWrapper', 'SelfPatchGradMixin',
+    'clip_grad_per_param_'
 ]

@@ -14,7 +14,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from ..utils import group_views
+from ..utils import check_finite_losses, group_views
 
 
 @MODELS.register_module()
@@ -114,6 +114,15 @@ class SelfPatch(BaseSelfSupervisor):
             p.view(n, -1, t.shape[1], p.shape[-1])
             for p, t, (_, n) in zip(patch, tokens, views)
         ]
+
+    def parse_losses(
+        self, losses: Dict[str, torch.Tensor]
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """mmengine's sum of the losses, then a stop on every rank if any
+        term is non-finite (before the optimizer step can spread it)."""
+        loss, log_vars = super().parse_losses(losses)
+        check_finite_losses(log_vars)
+        return loss, log_vars
 
     def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:

@@ -1,8 +1,11 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Shared state of the DINO-style losses: a teacher centre and temperatures."""
 import torch
+import torch.nn.functional as F
 from mmengine import dist
 from torch import nn
+
+from ..utils.precision import autocast_off
 
 __all__ = ['CenteredLoss']
 
@@ -36,13 +39,31 @@ class CenteredLoss(nn.Module):
         """Set the teacher temperature (used by the warm-up hook)."""
         self.teacher_temp = float(temp)
 
+    def teacher_probs(self, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """Centred, sharpened teacher distribution, fp32.
+
+        Args:
+            teacher_logits (Tensor): ``(..., K)`` logits, any float dtype.
+
+        Returns:
+            Tensor: ``softmax((logits - center) / teacher_temp)``, fp32 (the
+            temperature of 0.04 turns fp16 rounding of the logits into
+            percent-level errors of the targets).
+        """
+        with autocast_off(teacher_logits):
+            return F.softmax(
+                (teacher_logits.float() - self.center) / self.teacher_temp,
+                dim=-1)
+
     @torch.no_grad()
     def update_center(self, teacher_logits: torch.Tensor) -> None:
         """EMA update with the mean of ``teacher_logits`` ``(..., K)`` over
         every leading position on every process (official
-        ``update_center``/``update_patch_center``)."""
+        ``update_center``/``update_patch_center``). The centre stays fp32
+        whatever the logits' dtype."""
         flat = teacher_logits.detach().reshape(-1, teacher_logits.shape[-1])
-        batch_sum = flat.float().sum(0, keepdim=True)
+        with autocast_off(flat):
+            batch_sum = flat.float().sum(0, keepdim=True)
         # all_reduce is a no-op when not distributed.
         dist.all_reduce(batch_sum, op='sum')
         batch_center = batch_sum / (flat.shape[0] * dist.get_world_size())

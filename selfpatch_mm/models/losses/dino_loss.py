@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from ..utils.precision import autocast_off
 from .centered_loss import CenteredLoss
 
 __all__ = ['DINOLoss', 'cross_view_cross_entropy']
@@ -22,13 +23,14 @@ def cross_view_cross_entropy(student_logits: torch.Tensor,
         student_temp (float): Student temperature.
 
     Returns:
-        Tensor: Scalar, the average over the ``T * S - T`` view pairs of the
-        batch-mean cross-entropy.
+        Tensor: Scalar (fp32, also under autocast), the average over the
+        ``T * S - T`` view pairs of the batch-mean cross-entropy.
     """
     T, S = teacher_probs.shape[0], student_logits.shape[0]
-    log_p = F.log_softmax(student_logits.float() / student_temp, dim=-1)
-    # ce[t, s] = -sum_{b,k} q[t,b,k] log p[s,b,k] / B
-    ce = -torch.einsum('tbk,sbk->ts', teacher_probs.float(), log_p)
+    with autocast_off(student_logits):
+        log_p = F.log_softmax(student_logits.float() / student_temp, dim=-1)
+        # ce[t, s] = -sum_{b,k} q[t,b,k] log p[s,b,k] / B
+        ce = -torch.einsum('tbk,sbk->ts', teacher_probs.float(), log_p)
     ce = ce / student_logits.shape[1]
     same_view = torch.eye(T, S, dtype=torch.bool, device=ce.device)
     return ce.masked_fill(same_view, 0).sum() / (T * S - min(T, S))
@@ -65,11 +67,9 @@ class DINOLoss(CenteredLoss):
             teacher_logits (Tensor): ``(T, B, K)``, ``T >= num_global_views``.
 
         Returns:
-            Tensor: Weighted scalar loss.
+            Tensor: Weighted scalar loss, fp32.
         """
-        targets = teacher_logits[:self.num_global_views]
-        q = F.softmax(
-            (targets.float() - self.center) / self.teacher_temp, dim=-1)
+        q = self.teacher_probs(teacher_logits[:self.num_global_views])
         loss = cross_view_cross_entropy(student_logits, q, self.student_temp)
         self.update_center(teacher_logits)
         return loss * self.loss_weight

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from ..utils.precision import autocast_off
 from .centered_loss import CenteredLoss
 
 __all__ = ['PatchLoss', 'per_view_patch_cross_entropy']
@@ -23,10 +24,12 @@ def per_view_patch_cross_entropy(student_logits: torch.Tensor,
         student_temp (float): Student temperature.
 
     Returns:
-        Tensor: ``(V,)`` one loss per view.
+        Tensor: ``(V,)`` one loss per view, fp32 (also under autocast: the
+        sum over ``B * N * K`` terms overflows fp16).
     """
-    log_p = F.log_softmax(student_logits.float() / student_temp, dim=-1)
-    ce = -torch.einsum('vbnk,vbnk->v', teacher_probs.float(), log_p)
+    with autocast_off(student_logits):
+        log_p = F.log_softmax(student_logits.float() / student_temp, dim=-1)
+        ce = -torch.einsum('vbnk,vbnk->v', teacher_probs.float(), log_p)
     return ce / (student_logits.shape[1] * student_logits.shape[2])
 
 
@@ -62,13 +65,11 @@ class PatchLoss(CenteredLoss):
             teacher_logits (Sequence[Tensor]): Same shapes.
 
         Returns:
-            Tensor: Weighted scalar loss.
+            Tensor: Weighted scalar loss, fp32.
         """
         losses = [
-            per_view_patch_cross_entropy(
-                s,
-                F.softmax((t.float() - self.center) / self.teacher_temp, -1),
-                self.student_temp)
+            per_view_patch_cross_entropy(s, self.teacher_probs(t),
+                                         self.student_temp)
             for s, t in zip(student_logits, teacher_logits)
         ]
         self.update_center(

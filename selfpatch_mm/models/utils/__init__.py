@@ -1,8 +1,12 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 from .class_attention import ClassAttentionBlock
+from .finite_losses import NonFiniteLossError, check_finite_losses
 from .multicrop import group_views
 from .positive_matching import match_positives, neighbour_index
+from .precision import autocast_off
 
 __all__ = [
-    'ClassAttentionBlock', 'group_views', 'match_positives', 'neighbour_index'
+    'ClassAttentionBlock', 'NonFiniteLossError', 'autocast_off',
+    'check_finite_losses', 'group_views', 'match_positives',
+    'neighbour_index'
 ]

@@ -11,6 +11,8 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
+from .precision import autocast_off
+
 __all__ = ['neighbour_index', 'match_positives']
 
 BORDERS = ('wrap', 'valid')
@@ -108,10 +110,13 @@ def match_positives(x: torch.Tensor,
     if k > index.shape[1]:
         raise ValueError(f'k={k} exceeds the {index.shape[1]} neighbours of '
                          f'a {window}x{window} window.')
-    xn = F.normalize(x.float(), dim=-1)
-    # One (N, N) similarity matmul per image is cheaper than gathering
-    # (B, N, M, C) neighbour copies, and serves any grid and border.
-    sim = torch.bmm(xn, xn.transpose(1, 2))
+    # fp32 similarities also under autocast: fp16 rounding (~1e-3) would
+    # reorder near-tied neighbours and change the chosen positives.
+    with autocast_off(x):
+        xn = F.normalize(x.float(), dim=-1)
+        # One (N, N) similarity matmul per image is cheaper than gathering
+        # (B, N, M, C) neighbour copies, and serves any grid and border.
+        sim = torch.bmm(xn, xn.transpose(1, 2))
     sim = sim.gather(2, index.expand(B, -1, -1))
     sim = sim.masked_fill(~valid, float('-inf'))
     top = sim.topk(k, dim=-1).indices

@@ -1,0 +1,148 @@
+"""Mixed precision: losses, centres, softmaxes and matching stay fp32 under
+autocast, so fp16/bf16 training gives the fp32 numbers (issue: fp16
+overflowed ``loss_patch`` to inf at 32+ images per GPU).
+
+CPU autocast stands in for CUDA AMP here; ``tests/test_engine/
+test_cuda_amp.py`` runs the real CUDA path when a GPU is present.
+"""
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+
+from selfpatch_mm.models.losses import (cross_view_cross_entropy,
+                                        per_view_patch_cross_entropy)
+from selfpatch_mm.models.utils import match_positives
+
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs' / 'selfpatch'
+DEMO_CFG = CONFIGS / 'selfpatch_vit-tiny-p8_1xb8-2e_demo.py'
+PAPER_CFG = CONFIGS / 'selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py'
+
+DTYPES = [torch.float16, torch.bfloat16]
+
+
+def _build(config):
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(config)).model)
+    model.init_weights()
+    return model.train()
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_loss_functions_reduce_in_fp32_under_autocast(dtype):
+    # 64 images x 256 patches x 256 outputs: the per-view sum is ~1e6,
+    # far past fp16's 65,504.
+    torch.manual_seed(0)
+    s = torch.randn(2, 64, 256, 256)
+    q = torch.randn(2, 64, 256, 256).softmax(-1)
+    ref_patch = per_view_patch_cross_entropy(s, q, 0.1)
+    ref_cls = cross_view_cross_entropy(s[:, :, 0], q[:, :, 0], 0.1)
+    with torch.autocast('cpu', dtype=dtype):
+        patch = per_view_patch_cross_entropy(s.to(dtype), q, 0.1)
+        cls = cross_view_cross_entropy(s[:, :, 0].to(dtype), q[:, :, 0], 0.1)
+    assert patch.dtype == cls.dtype == torch.float32
+    # Only the rounding of the inputs to ``dtype`` differs.
+    rtol = 2e-3 if dtype is torch.float16 else 2e-2
+    torch.testing.assert_close(patch, ref_patch, rtol=rtol, atol=0)
+    torch.testing.assert_close(cls, ref_cls, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_matching_similarities_are_fp32_under_autocast(dtype):
+    # Near-tied neighbours: half-precision similarities would reorder them.
+    torch.manual_seed(0)
+    x = torch.randn(2, 14 * 14, 384)
+    ref_idx, _ = match_positives(x, (14, 14), k=4)
+    with torch.autocast('cpu', dtype=dtype):
+        idx, _ = match_positives(x, (14, 14), k=4)
+    assert torch.equal(idx, ref_idx)
+
+
+@pytest.fixture(scope='module')
+def demo_large_batch():
+    """The demo model on the batch that overflowed fp16: 64 images, 2
+    global crops of 128 px (256 patches each), 4 local crops of 32 px."""
+    model = _build(DEMO_CFG)
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(64, 3, 128, 128, generator=g) for _ in range(2)]
+    views += [torch.randn(64, 3, 32, 32, generator=g) for _ in range(4)]
+    with torch.no_grad():
+        ref = copy.deepcopy(model).loss(views, None)
+    return model, views, ref
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+def test_large_batch_losses_finite_and_within_2_percent(demo_large_batch,
+                                                        dtype):
+    model, views, ref = demo_large_batch
+    with torch.no_grad(), torch.autocast('cpu', dtype=dtype):
+        losses = copy.deepcopy(model).loss(views, None)
+    for name, value in losses.items():
+        assert value.dtype == torch.float32, name
+        assert torch.isfinite(value), (name, value)
+        rel = abs(value.item() - ref[name].item()) / abs(ref[name].item())
+        assert rel < 0.02, (name, value.item(), ref[name].item())
+
+
+def _grads(model, inputs, wrapper_cfg):
+    """Gradients of one step's losses (unscaled), on the shared model: no
+    step is taken, so the weights stay the same for every dtype."""
+    model.zero_grad(set_to_none=True)
+    for head in (model.head, model.patch_head):
+        head.loss_module.center.zero_()  # each run starts from the same
+    wrapper = build_optim_wrapper(
+        model, dict(wrapper_cfg, optimizer=dict(type='SGD', lr=0.0)))
+    torch.manual_seed(1)  # the same drop-path draws in every run
+    with wrapper.optim_context(model):
+        losses = model.loss(inputs, None)
+    wrapper.backward(sum(losses.values()))
+    scaler = getattr(wrapper, 'loss_scaler', None)
+    if scaler is not None:
+        scaler.unscale_(wrapper.optimizer)
+    return {n: p.grad.clone() for n, p in model.named_parameters()
+            if p.grad is not None}
+
+
+@pytest.fixture(scope='module')
+def paper_model_and_views():
+    """ViT-S/16 with the 65536/4096 heads, 2x224 + 8x96 crops, batch 2."""
+    model = _build(PAPER_CFG)
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(2, 3, 224, 224, generator=g) for _ in range(2)]
+    views += [torch.randn(2, 3, 96, 96, generator=g) for _ in range(8)]
+    ref = _grads(model, views, dict(type='SelfPatchOptimWrapper'))
+    return model, views, ref
+
+
+# Measured on this project's CPU (2026-12-01): fp16 0.15% global / 0.55%
+# worst tensor; bf16 6.1% / 15% (its 8-bit mantissa, through 12 blocks and
+# the positives chosen from bf16 tokens). The bounds leave about 2x room.
+GRAD_TOLERANCE = {'float16': (0.01, 0.03), 'bfloat16': (0.12, 0.30)}
+
+
+@pytest.mark.parametrize('dtype', ['float16', 'bfloat16'])
+def test_paper_shape_gradients_match_fp32(paper_model_and_views, dtype):
+    model, views, ref = paper_model_and_views
+    grads = _grads(model, views,
+                   dict(type='SelfPatchAmpOptimWrapper', dtype=dtype))
+    assert grads.keys() == ref.keys()
+    # Softmax ignores key biases: their exact gradient is 0 and both runs
+    # give only rounding noise, so relative errors mean nothing there.
+    names = [n for n in ref if not n.endswith('attn.k.bias')]
+    for n in names:
+        assert grads[n].dtype == torch.float32 and torch.isfinite(
+            grads[n]).all(), n
+    flat = torch.cat([grads[n].flatten() for n in names])
+    flat_ref = torch.cat([ref[n].flatten() for n in names])
+    global_tol, tensor_tol = GRAD_TOLERANCE[dtype]
+    assert (flat - flat_ref).norm() / flat_ref.norm() < global_tol
+    worst = max(names, key=lambda n: (grads[n] - ref[n]).norm() /
+                ref[n].norm())
+    assert (grads[worst] - ref[worst]).norm() / ref[worst].norm() < \
+        tensor_tol, worst
