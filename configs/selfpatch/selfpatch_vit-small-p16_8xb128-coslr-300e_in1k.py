@@ -6,3 +6,18 @@ _base_ = [
     '../_base_/schedules/selfpatch_adamw_coslr-300e.py',
     '../_base_/default_runtime.py',
 ]
+
+# MultiCropDataPreprocessor is SelfSupDataPreprocessor plus the optional
+# batched photometric stage (DINOMultiCrop photometric='device').
+model = dict(data_preprocessor=dict(type='MultiCropDataPreprocessor'))
+
+# Loader per GPU process. num_workers: CPU cores per GPU minus one (the
+# training process); the pipeline's per-core rate and the cores a GPU needs
+# are in docs/benchmarks.md. Workers stay alive across epochs (no re-fork,
+# no re-import), batches go to pinned memory for asynchronous copies, and
+# each worker keeps 4 batches ready.
+train_dataloader = dict(
+    num_workers=10,
+    persistent_workers=True,
+    pin_memory=True,
+    prefetch_factor=4)

@@ -27,58 +27,26 @@ model = dict(
         bottleneck_channels=64,
         loss=dict(out_channels=256)))
 
-# The official augmentations, with 2 global crops at 64 pixels (8x8 patches)
-# and 4 local crops at 32 pixels (4x4 patches).
-_jitter = [
-    dict(type='RandomFlip', prob=0.5),
-    dict(
-        type='RandomApply',
-        transforms=[
-            dict(
-                type='DINOColorJitter',
-                brightness=0.4,
-                contrast=0.4,
-                saturation=0.2,
-                hue=0.1)
-        ],
-        prob=0.8),
-    dict(
-        type='RandomGrayscale',
-        prob=0.2,
-        keep_channels=True,
-        channel_weights=(0.114, 0.587, 0.2989)),
-]
-_blur = dict(type='GaussianBlur', magnitude_range=(0.1, 2.0),
-             magnitude_std='inf')
-_global = dict(
-    type='RandomResizedCrop',
-    scale=64,
-    crop_ratio_range=(0.25, 1.0),
-    backend='pillow',
-    interpolation='bicubic')
-_local = dict(_global, scale=32, crop_ratio_range=(0.05, 0.25))
+# The paper's multi-crop (DINOMultiCrop) with 2 global crops at 64 pixels
+# (8x8 patches) and 4 local crops at 32 pixels (4x4 patches).
 train_dataloader = dict(
     batch_size=8,
     num_workers=2,
+    # off, so that --cfg-options train_dataloader.num_workers=0 works (torch
+    # refuses persistent workers and prefetching without worker processes)
     persistent_workers=False,
     pin_memory=False,
+    prefetch_factor=None,
     dataset=dict(
         data_root='demo/images',
         pipeline=[
-            dict(type='RobustLoadImageFromFile', skip_corrupt=True),
+            _base_.train_pipeline[0],
             dict(
-                type='MultiView',
-                num_views=[1, 1, 4],
-                transforms=[
-                    [_global, *_jitter, dict(_blur, prob=1.0)],
-                    [
-                        _global, *_jitter,
-                        dict(_blur, prob=0.1),
-                        dict(type='Solarize', thr=128, prob=0.2)
-                    ],
-                    [_local, *_jitter, dict(_blur, prob=0.5)],
-                ]),
-            dict(type='PackInputs'),
+                _base_.multicrop,
+                global_crop_size=64,
+                local_crop_size=32,
+                num_local_crops=4),
+            _base_.train_pipeline[2],
         ]))
 
 train_cfg = dict(max_epochs=2)

@@ -191,7 +191,7 @@ def test_crop_not_divisible_by_patch_size(tmp_path: Path) -> None:
     # multiples of the patch size, square or not, are fine
     assert backbone(torch.zeros(1, 3, 48, 64))[0].shape[-2:] == (6, 8)
 
-    # through tools/train.py: the first global crop set to 60 pixels
+    # through tools/train.py: the global crops set to 60 pixels
     data = tmp_path / 'images'
     make_demo_images(str(data), num=4, size=64)
     proc = run_cmd(
@@ -199,8 +199,7 @@ def test_crop_not_divisible_by_patch_size(tmp_path: Path) -> None:
             DEMO_CFG, tmp_path / 'work', '--cfg-options',
             f'train_dataloader.dataset.data_root={data}',
             'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
-            'train_dataloader.dataset.pipeline.1.transforms.0.0.scale'
-            '=60'),
+            'train_dataloader.dataset.pipeline.1.global_crop_size=60'),
         cwd=tmp_path,
         expect_ok=False)
     assert proc.returncode != 0

@@ -3,9 +3,9 @@
 
 Runs ``model.train_step`` (data preprocessor -> losses ->
 ``optim_wrapper.update_params``) plus ``model.update_teacher`` on synthetic
-uint8 images shaped like the config's multi-crop pipeline (crop sizes from the
-``RandomResizedCrop`` ``scale`` of every ``MultiView`` branch, counts from
-``num_views``), so no dataset is needed. See ``docs/benchmarks.md``.
+uint8 images shaped like the config's multi-crop pipeline (``DINOMultiCrop``'s
+views, or the ``RandomResizedCrop`` ``scale`` of every ``MultiView`` branch
+and ``num_views``), so no dataset is needed. See ``docs/benchmarks.md``.
 
 Method:
 
@@ -53,6 +53,7 @@ from mmengine.registry import init_default_scope
 from torch.utils import flop_counter
 
 import selfpatch_mm  # noqa: F401  (registers the models)
+from selfpatch_mm.datasets import DINOMultiCrop
 
 PARTS = ('student backbone', 'teacher backbone', 'positive matching',
          'aggregation', 'heads', 'losses', 'backward', 'optimizer+EMA',
@@ -105,15 +106,23 @@ def crop_sizes(cfg: Config) -> List[Tuple[int, int]]:
     """``(H, W)`` of every view, in the order the pipeline makes them.
 
     Raises:
-        ValueError: The config has no ``MultiView`` transform with a
-            ``RandomResizedCrop`` in each branch.
+        ValueError: The config has neither a ``DINOMultiCrop`` nor a
+            ``MultiView`` transform with a ``RandomResizedCrop`` in each
+            branch.
     """
     pipeline = cfg.get('train_dataloader', {}).get('dataset', {}).get(
         'pipeline') or cfg.get('train_pipeline')
+    multicrop = next((t for t in pipeline or []
+                      if t.get('type') == 'DINOMultiCrop'), None)
+    if multicrop is not None:
+        return DINOMultiCrop(**{
+            k: v
+            for k, v in multicrop.items() if k != 'type'
+        }).view_sizes
     mv = _find_multiview(pipeline)
     if mv is None:
         raise ValueError(
-            'No MultiView transform in train_dataloader.dataset.pipeline '
+            'No DINOMultiCrop or MultiView transform in train_dataloader.dataset.pipeline '
             '(or train_pipeline) of the config: cannot infer the crops. The '
             'benchmark needs a multi-crop pretraining config.')
     branches = mv['transforms']
