@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .keys import get_state_dict, summarise_prefixes
+from .layouts import detect_layout
 
 __all__ = [
     'CheckpointMismatchError', 'LoadReport', 'match_state_dict',
@@ -88,10 +89,6 @@ def _likely_cause(report: LoadReport, model_keys: Iterable[str],
         return ('the names match but the shapes do not: the file is for '
                 'another architecture (arch, patch_size, img_size or '
                 'num_classes differ from the config)')
-    if any(k.startswith(('student.', 'teacher.')) for k in file_keys) and \
-            any('blocks.' in k or 'ca_head.' in k for k in file_keys):
-        return ("it looks like the authors' SelfPatch file: convert it with "
-                'tools/model_converters/official_to_mm.py first')
     own = {k for k in model_keys}
     for prefix in sorted({'.'.join(k.split('.')[:n]) + '.'
                           for k in file_keys for n in (1, 2)
@@ -115,7 +112,8 @@ def check_load_report(report: LoadReport,
                       min_loaded: float = 0.5,
                       allow_mismatch: bool = True,
                       how_to_allow: str = 'add allow_partial=True to the '
-                      'init_cfg') -> None:
+                      'init_cfg',
+                      cause: Optional[str] = None) -> None:
     """Raise unless enough of ``report``'s keys loaded.
 
     Args:
@@ -130,6 +128,8 @@ def check_load_report(report: LoadReport,
         allow_mismatch (bool): Whether a few shape mismatches are tolerated
             (False: any mismatch raises).
         how_to_allow (str): How the user asks for a partial load here.
+        cause (str, optional): The likely cause, when the caller knows it;
+            otherwise guessed from the keys.
 
     Raises:
         CheckpointMismatchError: With the summary and the likely cause.
@@ -146,7 +146,8 @@ def check_load_report(report: LoadReport,
         file_keys = report.loaded + report.unexpected
     raise CheckpointMismatchError(
         f'{filename} does not fit the {what}: {report.summary()}. Likely '
-        f'cause: {_likely_cause(report, model_keys, file_keys)}. To load '
+        f'cause: {cause or _likely_cause(report, model_keys, file_keys)}. '
+        'To load '
         f'only what fits on purpose, {how_to_allow}.')
 
 
@@ -194,6 +195,13 @@ def verify_load_from(
             f'{filename} holds a {type(ckpt).__name__}, not a checkpoint '
             'dict (with a state_dict).')
     state = _revise(get_state_dict(ckpt), revise_keys)
+    cause = None
+    try:
+        if detect_layout(ckpt).startswith('official'):
+            cause = ("it is one of the authors' files: convert it first "
+                     'with tools/model_converters/official_to_mm.py')
+    except ValueError:  # an unknown layout: guess from the keys
+        pass
     own = model.state_dict()
     has_backbone = any(k.startswith('backbone.') for k in own)
     part = {k: v for k, v in own.items()
@@ -205,6 +213,7 @@ def verify_load_from(
     check_load_report(
         report, filename, 'backbone' if has_backbone else 'model',
         model_keys=own, file_keys=state, allow_partial=allow_partial,
+        cause=cause,
         how_to_allow='set allow_partial_load=True in the config '
         '(--cfg-options allow_partial_load=True)')
     return report
