@@ -153,6 +153,10 @@ class DINOMultiCrop(BaseTransform):
             [float(local_solarize_prob)] * num_local_crops,
             blur_radius=[float(r) for r in blur_radius],
             solarize_threshold=self.solarize_threshold)
+        self._ranges = np.asarray(self.photometric_cfg['ranges'])
+        self._blur_prob = np.asarray(self.photometric_cfg['blur_prob'])
+        self._solarize_prob = np.asarray(
+            self.photometric_cfg['solarize_prob'])
 
     @property
     def view_sizes(self) -> List[Tuple[int, int]]:
@@ -176,14 +180,32 @@ class DINOMultiCrop(BaseTransform):
             return params
         cfg = self.photometric_cfg
         params.update(sample_photometric(
-            u[:, CROP_UNIFORMS:], np.asarray(cfg['ranges']),
-            cfg['jitter_prob'], cfg['grayscale_prob'],
-            np.asarray(cfg['blur_prob']), np.asarray(cfg['solarize_prob']),
+            u[:, CROP_UNIFORMS:], self._ranges, cfg['jitter_prob'],
+            cfg['grayscale_prob'], self._blur_prob, self._solarize_prob,
             cfg['blur_radius']))
         return params
 
+    @staticmethod
+    def _resized_crop(image: torch.Tensor, box: np.ndarray, size: int,
+                      flip: bool) -> np.ndarray:
+        """Crop ``box`` (top, left, h, w) of CHW uint8 ``image``, resize to
+        ``size`` (antialiased bicubic), flip; an HWC uint8 array."""
+        top, left, h, w = (int(b) for b in box)
+        crop = image[:, top:top + h, left:left + w].unsqueeze(0)
+        # channels-last in, channels-last out: the result is an HWC array
+        # without a copy
+        crop = crop.contiguous(memory_format=torch.channels_last)
+        out = F.interpolate(
+            crop, size=(size, size), mode='bicubic', antialias=True,
+            align_corners=False)
+        view = np.ascontiguousarray(out[0].permute(1, 2, 0).numpy())
+        # flipping the small output is cheaper than flipping the crop, and
+        # the same: the resize kernel is symmetric
+        return cv2.flip(view, 1) if flip else view
+
     def _photometric(self, view: np.ndarray, p: Dict, k: int) -> np.ndarray:
-        """Jitter, grayscale, blur and solarize view ``k`` in place order."""
+        """Jitter (in its random order), grayscale, blur and solarize view
+        ``k`` with the parameters ``p`` drawn by :meth:`_sample`."""
         if p['jitter'][k]:
             for op in p['order'][k]:
                 view = _JITTER_OPS[op](view, float(p['factors'][k, op]))
@@ -209,21 +231,12 @@ class DINOMultiCrop(BaseTransform):
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         height, width = img.shape[:2]
         p = self._sample(height, width)
-        # (1, 3, H, W) view of the HWC array: crops are slices, no copies
+        # a CHW view of the HWC array: crops are slices, no copies
         image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
         views = []
-        for k, ((top, left, h, w), size) in enumerate(zip(p['crop'],
-                                                           self.sizes)):
-            crop = image[:, top:top + h, left:left + w].unsqueeze(0)
-            # channels-last input -> channels-last output, so the result
-            # is an HWC array without a copy
-            crop = crop.contiguous(memory_format=torch.channels_last)
-            out = F.interpolate(
-                crop, size=(size, size), mode='bicubic', antialias=True,
-                align_corners=False)
-            view = out[0].permute(1, 2, 0).numpy()
-            if p['flip'][k]:  # flip commutes with the symmetric resize
-                view = cv2.flip(view, 1)
+        for k, size in enumerate(self.sizes):
+            view = self._resized_crop(image, p['crop'][k], size,
+                                      p['flip'][k])
             if self.photometric == 'cpu':
                 view = self._photometric(view, p, k)
             views.append(view)
