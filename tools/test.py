@@ -5,6 +5,8 @@ mIoU).
 Examples::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out res.pkl]
+    # prediction pictures (mmdet / mmseg configs), one per test image
+    python tools/test.py CONFIG CHECKPOINT --show-dir work_dirs/pictures
     bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [extra args]
 """
 import argparse
@@ -39,6 +41,26 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         '--out',
         type=str,
         help='dump the raw predictions to this pickle file (.pkl/.pickle)')
+    parser.add_argument(
+        '--show-dir',
+        help='draw the predictions of every test image into this folder '
+        '(relative to the current directory); needs a `visualization` hook '
+        'in default_hooks, as mmdet\'s and mmseg\'s runtime configs have')
+    parser.add_argument(
+        '--show',
+        action='store_true',
+        help='show the predictions in a window (needs a display)')
+    parser.add_argument(
+        '--show-interval',
+        type=int,
+        default=1,
+        help='draw every n-th test iteration (mmseg\'s hook; default: '
+        'every one, mmseg\'s own default is 50)')
+    parser.add_argument(
+        '--wait-time',
+        type=float,
+        default=2,
+        help='seconds each picture is shown with --show')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -85,6 +107,52 @@ def add_dump_metric(cfg: Config, out: str) -> None:
         cfg.test_evaluator = [evaluator, dump]
 
 
+def trigger_visualization_hook(cfg: Config,
+                               show_dir: Optional[str],
+                               show: bool = False,
+                               wait_time: float = 2,
+                               interval: int = 1) -> None:
+    """Turn on the config's visualisation hook, as mmdet's and mmseg's
+    ``tools/test.py`` do.
+
+    mmdet's ``DetVisualizationHook`` writes ``test_out_dir/<image name>``;
+    mmseg's ``SegVisualizationHook`` writes through the visualizer's
+    backends, so the visualizer's ``save_dir`` is set instead (pictures in
+    ``<show_dir>/vis_data/vis_image/``). ``show_dir`` is made absolute, so
+    mmdet does not put it under ``<work_dir>/<timestamp>``.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        show_dir (str, optional): Folder of the pictures.
+        show (bool): Show each picture in a window.
+        wait_time (float): Seconds a shown picture stays.
+        interval (int): Draw every n-th iteration (mmseg's hook only;
+            mmdet's draws every test image).
+
+    Raises:
+        RuntimeError: If ``default_hooks`` has no ``visualization`` hook.
+    """
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise RuntimeError(
+            '--show/--show-dir need a visualization hook in default_hooks, '
+            "e.g. visualization=dict(type='DetVisualizationHook') (mmdet) or "
+            "dict(type='SegVisualizationHook') (mmseg); this config has "
+            f'none (its hooks: {sorted(cfg.get("default_hooks", {}))}).')
+    hook['draw'] = True
+    if 'Seg' in str(hook.get('type', '')):
+        hook['interval'] = interval
+    if show:
+        hook['show'] = True
+        hook['wait_time'] = wait_time
+    if show_dir:
+        show_dir = os.path.abspath(show_dir)
+        if 'Seg' in str(hook.get('type', '')):
+            cfg.visualizer['save_dir'] = show_dir
+        else:
+            hook['test_out_dir'] = show_dir
+
+
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Merge the tool's own command-line arguments into the config.
 
@@ -100,6 +168,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.resume = False
     if args.out is not None:
         add_dump_metric(cfg, args.out)
+    if args.show or args.show_dir:
+        trigger_visualization_hook(cfg, args.show_dir, args.show,
+                                   args.wait_time, args.show_interval)
     return cfg
 
 

@@ -260,7 +260,18 @@ def test_train_then_test_prints_miou(config: Path, heads: str,
     ckpt = work_dir / 'iter_4.pth'
     assert ckpt.is_file()
 
-    out = _run([TEST, tiny, ckpt, '--work-dir', tmp_path / 'test'], tmp_path)
+    pictures = tmp_path / 'pictures'
+    out = _run([
+        TEST, tiny, ckpt, '--work-dir', tmp_path / 'test', '--show-dir',
+        pictures
+    ], tmp_path)
+    # --show-dir: mmseg's SegVisualizationHook draws each validation image
+    # through the visualizer's LocalVisBackend
+    drawn = sorted(p.name for p in pictures.glob('vis_data/vis_image/*.png'))
+    val_images = sorted(
+        (ade_root / 'images' / 'validation').glob('*.jpg'))
+    assert len(drawn) == len(val_images) > 0, drawn
+    assert all(d.startswith('test_ADE_') for d in drawn), drawn
     # mmseg's IoUMetric prints a per-class table and the summary line
     match = re.search(r'mIoU: (\d+\.\d+)', out)
     assert match, out[-4000:]

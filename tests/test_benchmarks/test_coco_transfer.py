@@ -153,10 +153,14 @@ def test_train_then_test_reports_box_and_mask_ap(tiny_setup):
     ckpt = osp.join(work, 'epoch_1.pth')
     assert osp.isfile(ckpt)
 
+    pictures = tmp / 'pictures'
     out = run([sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir',
-               str(tmp / 'test')])
+               str(tmp / 'test'), '--show-dir', str(pictures)])
     for key in ('coco/bbox_mAP', 'coco/segm_mAP', 'coco/segm_mAP_50'):
         assert key in out
+    # --show-dir: mmdet's DetVisualizationHook draws each val image
+    val_images = sorted(os.listdir(osp.join(tmp, 'coco', 'val2017')))
+    assert sorted(os.listdir(pictures)) == val_images
     metrics = glob.glob(str(tmp / 'test/*/*.json'))
     assert metrics, 'tools/test.py wrote no metrics json'
     with open(metrics[0]) as f:
