@@ -6,6 +6,7 @@ from .davis_metrics import (boundary_f_measure, boundary_map, db_statistics,
                             evaluate_davis, evaluate_sequence,
                             format_davis_table, read_label, region_similarity,
                             summarize_davis, write_davis_csv)
+from .davis_propagation import segment_davis, segment_sequence
 from .knn import (KNN_PIPELINE, build_knn_dataloader, extract_features,
                   knn_classify, knn_classify_multi, knn_pipeline)
 from .label_propagation import (davis_frame_size, list_frames,
@@ -21,7 +22,8 @@ __all__ = [
     'boundary_f_measure', 'boundary_map', 'evaluate_davis',
     'evaluate_sequence', 'format_davis_table', 'read_label',
     'region_similarity', 'summarize_davis', 'db_statistics',
-    'write_davis_csv', 'KNN_PIPELINE', 'build_knn_dataloader',
+    'write_davis_csv', 'segment_davis', 'segment_sequence', 'KNN_PIPELINE',
+    'build_knn_dataloader',
     'extract_features', 'knn_classify', 'knn_classify_multi', 'knn_pipeline',
     'davis_frame_size', 'list_frames',
     'neighbourhood_mask', 'normalize_label_maps', 'propagate_labels',

@@ -33,6 +33,7 @@ from selfpatch_mm.evaluation import (
     read_label,
     read_palette,
     region_similarity,
+    segment_davis,
     segment_video,
     summarize_davis,
     write_davis_csv)
@@ -269,6 +270,20 @@ def test_tool_end_to_end(tmp_path):
         'cars_1', 'cars_2', 'dogs_1', 'dogs_2'
     ]
 
+    # Two worker processes gave the labels one process gives (up to float
+    # reduction order in the workers' thread pools).
+    serial = tmp_path / 'serial'
+    segment_davis(['cars', 'dogs'],
+                  str(data / 'JPEGImages' / '480p'),
+                  str(data / 'Annotations' / '480p'),
+                  str(serial), (DEMO_CONFIG, ckpt, 'teacher', 'cpu'),
+                  resolution=60)
+    for seq in ('cars', 'dogs'):
+        for name in sorted(p.name for p in (out / seq).iterdir()):
+            a = read_label(str(out / seq / name))
+            b = read_label(str(serial / seq / name))
+            assert np.mean(a == b) > 0.99, (seq, name)
+
     # --eval-only re-scores the written results; a missing split is a clear
     # error.
     tool = load_tool('davis_label_propagation.py')
@@ -281,3 +296,23 @@ def test_tool_end_to_end(tmp_path):
     shutil.rmtree(data / 'ImageSets')
     with pytest.raises(FileNotFoundError, match='ImageSets/2017/val.txt'):
         tool.main(args)
+
+
+def test_worker_load_error_is_reported(tmp_path):
+    """A checkpoint that cannot be read fails a parallel run's first job
+    with the reason (a raising Pool initializer would make the Pool restart
+    workers forever)."""
+    import cv2
+
+    from selfpatch_mm.evaluation import davis_propagation
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(b'not a checkpoint')
+    cv2_threads = cv2.getNumThreads()
+    try:
+        davis_propagation._init_worker((DEMO_CONFIG, str(bad), 'teacher',
+                                        'cpu'), {}, torch.get_num_threads())
+        with pytest.raises(Exception, match='bad.pth'):
+            davis_propagation._segment_job(('a', 'x', 'y', 'z'))
+    finally:
+        davis_propagation._WORKER.clear()
+        cv2.setNumThreads(cv2_threads)

@@ -18,7 +18,6 @@ Example::
         --data-root data/DAVIS --out-dir work_dirs/davis_results --nproc 8
 """
 import argparse
-import os
 import os.path as osp
 from typing import List, Optional
 
@@ -26,9 +25,8 @@ from mmengine.utils import ProgressBar
 
 from selfpatch_mm.evaluation import (add_pretrained_args, evaluate_davis,
                                      format_davis_table, list_frames,
-                                     load_pretrained_selfpatch, read_label,
-                                     read_palette, segment_video,
-                                     summarize_davis, write_davis_csv)
+                                     segment_davis, summarize_davis,
+                                     write_davis_csv)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -79,8 +77,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--nproc',
         type=int,
         default=1,
-        help='processes scoring sequences in parallel (J and F are '
-        'CPU-bound; propagation itself runs in this process)')
+        help='sequences propagated (one model copy per process) and '
+        'scored in parallel')
     parser.add_argument(
         '--eval-only',
         action='store_true',
@@ -120,33 +118,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
     img_root = osp.join(args.data_root, 'JPEGImages', '480p')
     ann_root = osp.join(args.data_root, 'Annotations', '480p')
     if not args.eval_only:
-        model = load_pretrained_selfpatch(args.config, args.checkpoint,
-                                          args.key, args.device)
-
-        def extract(img):
-            return model.featmap(model.preprocess(img))[0]
-
         frames = {s: list_frames(osp.join(img_root, s)) for s in seqs}
         progress = ProgressBar(sum(map(len, frames.values())))
-        for seq in seqs:
-            first_ann = osp.join(
-                ann_root, seq,
-                osp.splitext(osp.basename(frames[seq][0]))[0] + '.png')
-            seq_out = osp.join(args.out_dir, seq)
-            os.makedirs(seq_out, exist_ok=True)
-            segment_video(
-                frames[seq],
-                read_label(first_ann),
-                extract,
-                model.patch_size,
-                seq_out,
-                read_palette(first_ann),
-                resolution=args.resolution,
-                n_last_frames=args.n_last_frames,
-                size_mask_neighborhood=args.size_mask_neighborhood,
-                topk=args.topk,
-                long_side_multiple=args.long_side_multiple,
-                on_frame=progress.update)
+        segment_davis(
+            seqs,
+            img_root,
+            ann_root,
+            args.out_dir,
+            (args.config, args.checkpoint, args.key, args.device),
+            nproc=args.nproc,
+            on_frames=lambda n: progress.update(n),
+            resolution=args.resolution,
+            n_last_frames=args.n_last_frames,
+            size_mask_neighborhood=args.size_mask_neighborhood,
+            topk=args.topk,
+            long_side_multiple=args.long_side_multiple)
         print()
     summary = summarize_davis(
         evaluate_davis(ann_root, args.out_dir, seqs, nproc=args.nproc))
