@@ -1,6 +1,5 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """tools/analysis_tools/benchmark_pretrain.py on the demo config (CPU)."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from mmengine.config import Config
+
+from selfpatch_mm.utils.benchmark import crop_sizes
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / 'tools' / 'analysis_tools' / 'benchmark_pretrain.py'
@@ -17,21 +18,13 @@ PARTS = ('student backbone', 'teacher backbone', 'positive matching',
          'other')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('benchmark_pretrain', TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_crop_sizes_from_multiview():
-    tool = _load_tool()
-    sizes = tool.crop_sizes(Config.fromfile(str(DEMO)))
+    sizes = crop_sizes(Config.fromfile(str(DEMO)))
     assert sizes == [(64, 64)] * 2 + [(32, 32)] * 4
     cfg = Config(dict(train_dataloader=dict(dataset=dict(
         pipeline=[dict(type='LoadImageFromFile')]))))
     with pytest.raises(ValueError, match='MultiView'):
-        tool.crop_sizes(cfg)
+        crop_sizes(cfg)
 
 
 def _run(*extra):
