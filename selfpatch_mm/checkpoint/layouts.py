@@ -111,6 +111,9 @@ def extract_vit_state_dict(ckpt: Any,
     if key not in ('teacher', 'student'):
         raise ValueError(f'checkpoint_key must be "teacher" or "student", '
                          f'got {key!r}.')
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{filename} holds a {type(ckpt).__name__}, not a '
+                         'checkpoint dict of weights.')
     if isinstance(ckpt, dict) and not ('state_dict' in ckpt
                                        and isinstance(ckpt['state_dict'],
                                                       dict)):

@@ -85,6 +85,8 @@ def runner_ckpt(tmp_path_factory) -> str:
     train.main([
         DEMO_CFG, '--work-dir', str(work_dir), '--cfg-options',
         'train_cfg.max_epochs=1', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'train_dataloader.prefetch_factor=None',
         'default_hooks.logger.interval=100'
     ])
     path = work_dir / 'epoch_1.pth'

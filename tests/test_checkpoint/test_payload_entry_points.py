@@ -21,7 +21,10 @@ IMAGE = str(REPO / 'demo' / 'images' / 'scene_003.jpg')
 
 def _train(src, work_dir, resume, epochs=2):
     args = [DEMO_CFG, '--work-dir', str(work_dir), '--cfg-options',
-            'train_dataloader.num_workers=0', f'train_cfg.max_epochs={epochs}']
+            'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            'train_dataloader.prefetch_factor=None',
+            f'train_cfg.max_epochs={epochs}']
     if resume:
         args[1:1] = ['--resume', src]
     else:

@@ -81,3 +81,23 @@ def test_converter_errors_name_the_file(tmp_path, extract):
     with pytest.raises(ValueError, match=r'heads\.pth.*head\.mlp'):
         extract([str(heads), str(tmp_path / 'out.pth')])
     assert not (tmp_path / 'out.pth').exists()
+
+
+def test_tool_flag_opts_in_for_a_trusted_pickle(tmp_path, demo_state,
+                                                extract):
+    """``--allow-unsafe-pickle`` lets a trusted file with an extra global
+    (here a ``datetime``) through, with a warning naming it."""
+    import datetime
+    src = tmp_path / 'trusted.pth'
+    torch.save({'state_dict': demo_state,
+                'meta': {'saved': datetime.datetime(2024, 5, 1)}}, src)
+    with pytest.raises(SystemExit, match='datetime.datetime'):
+        extract([str(src), str(tmp_path / 'a.pth')])
+    with pytest.warns(UserWarning, match=r'UNSAFE PICKLE.*trusted\.pth'):
+        extract([str(src), str(tmp_path / 'b.pth'), '--allow-unsafe-pickle'])
+    assert 'pos_embed' in load_checkpoint_file(
+        str(tmp_path / 'b.pth'))['state_dict']
+    tensor_only = tmp_path / 'tensor.pth'
+    torch.save(torch.zeros(3), tensor_only)
+    with pytest.raises(ValueError, match=r'tensor\.pth holds a Tensor'):
+        extract([str(tensor_only), str(tmp_path / 'c.pth')])

@@ -148,8 +148,10 @@ def write_config(path: Path,
 
 
 def load_ckpt(path: Path) -> dict:
-    """Load a checkpoint written by these tests (trusted, local)."""
-    return torch.load(path, map_location='cpu', weights_only=False)
+    """Load a checkpoint written by these tests, as data (the project's
+    loader: weights_only with the Runner's globals)."""
+    from selfpatch_mm.checkpoint import load_checkpoint_file
+    return load_checkpoint_file(str(path))
 
 
 def free_port() -> int:

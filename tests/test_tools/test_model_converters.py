@@ -105,7 +105,7 @@ def converted(official_full, tmp_path_factory):
 def test_full_checkpoint_loads_strictly_into_selfpatch(official_full,
                                                        converted):
     _, official = official_full
-    state = torch.load(converted, weights_only=False)['state_dict']
+    state = torch.load(converted, weights_only=True)['state_dict']
     model = MODELS.build(Config.fromfile(DEMO_CFG).model)
     model.load_state_dict(state, strict=True)
     stu, tea = official['student'], official['teacher']
@@ -136,7 +136,7 @@ def test_round_trip_to_backbone(official_full, converted, tmp_path, key):
     _, official = official_full
     out = str(tmp_path / f'{key}_vit.pth')
     load_tool('extract_backbone').main([converted, out, '--key', key])
-    vit = torch.load(out, weights_only=False)
+    vit = torch.load(out, weights_only=True)
     assert vit['meta']['network'] == key
     vit = vit['state_dict']
     src = official[key]
@@ -177,7 +177,7 @@ def test_dino_style_backbone(tmp_path):
                src)
     out = str(tmp_path / 'vit.pth')
     load_tool('official_to_mm').main([src, out])
-    ckpt = torch.load(out, weights_only=False)
+    ckpt = torch.load(out, weights_only=True)
     assert ckpt['meta']['layout'] == 'official_backbone'
     state = ckpt['state_dict']
     assert torch.equal(state['pos_embed'], vit['pos_embed'][:, 1:])

@@ -120,8 +120,9 @@ def _run(cmd: List[str], cwd: Path, timeout: int = 120) -> str:
 
 
 def _load(path: Path) -> dict:
-    """Load a checkpoint this test wrote (trusted, local)."""
-    return torch.load(path, map_location='cpu', weights_only=False)
+    """Load a checkpoint this test wrote, as data (the project's loader)."""
+    from selfpatch_mm.checkpoint import load_checkpoint_file
+    return load_checkpoint_file(str(path))
 
 
 def test_train_then_resume(tiny_config: Path, tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_frozen_stages():
                                         ('student', 'backbone.')])
 def test_every_vit_key_loads(demo_ckpt, key, prefix):
     path, _ = demo_ckpt
-    state = torch.load(path, weights_only=False)['state_dict']
+    state = torch.load(path, weights_only=True)['state_dict']
     model = SelfPatchDenseViT(
         init_cfg=dict(type='Pretrained', checkpoint=path,
                       checkpoint_key=key), **TINY)
