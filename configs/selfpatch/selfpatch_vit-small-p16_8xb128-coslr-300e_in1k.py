@@ -11,13 +11,13 @@ _base_ = [
 # batched photometric stage (DINOMultiCrop photometric='device').
 model = dict(data_preprocessor=dict(type='MultiCropDataPreprocessor'))
 
-# Loader per GPU process. num_workers: CPU cores per GPU minus one (the
-# training process); the pipeline's per-core rate and the cores a GPU needs
-# are in docs/benchmarks.md. Workers stay alive across epochs (no re-fork,
-# no re-import), batches go to pinned memory for asynchronous copies, and
-# each worker keeps 4 batches ready.
+# Loader per GPU process (docs/benchmarks.md, "Data pipeline"): num_workers
+# = CPU cores per GPU minus one for the training process; workers stay alive
+# across epochs (no re-fork), batches land in pinned memory for asynchronous
+# copies, and each worker keeps 2 batches ready (num_workers x 2 batches of
+# about 66 MB of uint8 views in flight; raise it on slow storage).
 train_dataloader = dict(
     num_workers=10,
     persistent_workers=True,
     pin_memory=True,
-    prefetch_factor=4)
+    prefetch_factor=2)

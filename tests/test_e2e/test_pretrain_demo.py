@@ -121,6 +121,7 @@ def test_paper_config_runs_on_cpu(tmp_path: Path) -> None:
             'train_dataloader.batch_size=2',
             'train_dataloader.num_workers=0',
             'train_dataloader.persistent_workers=False',
+            'train_dataloader.prefetch_factor=None',
             'train_dataloader.pin_memory=False',
             'train_cfg.max_epochs=1',
             'default_hooks.logger.interval=1',

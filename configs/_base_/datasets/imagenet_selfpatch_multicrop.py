@@ -34,15 +34,13 @@ train_pipeline = [
                    'multicrop_photometric')),
 ]
 
-# Workers per GPU process: the pipeline makes about 100-250 images/s per core
-# (docs/benchmarks.md); set num_workers to the cores of the node divided by
-# its GPUs, less one for the training process.
+# Loader defaults for one GPU process; the paper config documents them.
 train_dataloader = dict(
     batch_size=128,
     num_workers=10,
     persistent_workers=True,
     pin_memory=True,
-    prefetch_factor=4,
+    prefetch_factor=2,
     drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
