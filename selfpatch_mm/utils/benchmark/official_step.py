@@ -16,8 +16,9 @@ official structure, and what ours changed:
   65536 x 256 layer is rebuilt 4 times a step, not 2;
 * the loss as a Python double loop over views, and a per-parameter EMA.
 
-Numbers of the official layout are not reproduced here (parity tests do
-that); only its costs.
+The aggregation here is also the reference of the neck's parity test
+(``tests/test_models/test_necks/test_selfpatch_neck.py``), so the step
+timed as "official" is checked to compute what ours computes.
 """
 from typing import List
 
@@ -27,11 +28,13 @@ from torch import nn
 
 from selfpatch_mm.models.utils import neighbour_index
 
-__all__ = ['official_train_step']
+__all__ = ['official_block', 'official_aggregate', 'official_train_step']
 
 
-def _block(blk, x: torch.Tensor, x_cls: torch.Tensor) -> torch.Tensor:
-    """``LayerScale_Block_CA`` with ``Class_Attention``, as written."""
+def official_block(blk, x: torch.Tensor,
+                   x_cls: torch.Tensor) -> torch.Tensor:
+    """``LayerScale_Block_CA`` with ``Class_Attention``, as written, on
+    the weights of one of our :class:`ClassAttentionBlock` ``blk``."""
     u = blk.norm1(torch.cat((x_cls, x), dim=1))
     B, N, C = u.shape
     h = blk.num_heads
@@ -45,13 +48,16 @@ def _block(blk, x: torch.Tensor, x_cls: torch.Tensor) -> torch.Tensor:
     return x_cls + blk.mlp(blk.norm2(x_cls))
 
 
-def _aggregate(neck, x: torch.Tensor, loc: bool, k: int) -> torch.Tensor:
-    """``SelfPatchHead.forward``: ``(B, 1 + N, C)``."""
+def official_aggregate(neck, x: torch.Tensor, loc: bool,
+                       k: int) -> torch.Tensor:
+    """``SelfPatchHead.forward`` on our neck's weights: ``(B, 1 + N, C)``,
+    the image token first; ``loc`` replaces each patch by the summary of
+    its ``k`` most similar 3x3 neighbours (official 14x14/6x6 tables)."""
     B, N, C = x.shape
     cls = neck.cls_token.expand(B, -1, -1)
     if not loc:
         for blk in neck.blocks:
-            cls = _block(blk, x, cls)
+            cls = official_block(blk, x, cls)
         return neck.norm(torch.cat([cls, x], dim=1))
     side = int(N**0.5)
     local_idx = neighbour_index((side, side), device=x.device)[0]
@@ -62,8 +68,8 @@ def _aggregate(neck, x: torch.Tensor, loc: bool, k: int) -> torch.Tensor:
     x_loc = torch.gather(x_loc, 1, top_idx.expand(-1, -1, C))
     glo, loc_tokens = cls, cls.repeat(N, 1, 1)
     for blk in neck.blocks:
-        glo = _block(blk, x, glo)
-        loc_tokens = _block(blk, x_loc, loc_tokens)
+        glo = official_block(blk, x, glo)
+        loc_tokens = official_block(blk, x_loc, loc_tokens)
     return neck.norm(torch.cat([glo, loc_tokens.view(x.shape)], dim=1))
 
 
@@ -71,7 +77,7 @@ def _forward(parts, images: torch.Tensor, loc: bool) -> List[torch.Tensor]:
     """``MultiCropWrapper.forward``: ``[c_head(cls), p_head(patches)]``."""
     backbone, neck, head, patch_head = parts
     tokens = backbone(images)[-1].flatten(2).transpose(1, 2)
-    out = _aggregate(neck, tokens, loc, neck.k)
+    out = official_aggregate(neck, tokens, loc, neck.k)
     return [head(out[:, :1]), patch_head(out[:, 1:])]
 
 

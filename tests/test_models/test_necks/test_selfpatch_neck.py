@@ -2,47 +2,16 @@
 
 Reference: alinlab/SelfPatch@81aef14, selfpatch_vision_transformer.py
 (``Class_Attention``, ``LayerScale_Block_CA``, ``SelfPatchHead.forward``),
-re-written below with explicit loops over blocks and the official tensor
-layout, and run with the weights of our module.
+re-written with explicit loops over blocks and the official tensor layout
+in ``selfpatch_mm/utils/benchmark/official_step.py`` (which the benchmark
+also times), and run with the weights of our module.
 """
 import pytest
 import torch
-import torch.nn.functional as F
 
 from selfpatch_mm.models.necks import SelfPatchNeck
-from selfpatch_mm.models.utils import neighbour_index
-
-
-def official_block(blk, x, x_cls):
-    u = blk.norm1(torch.cat((x_cls, x), dim=1))
-    B, N, C = u.shape
-    h = blk.num_heads
-    q = blk.attn.q(u[:, 0]).reshape(B, 1, h, C // h).permute(0, 2, 1, 3)
-    k = blk.attn.k(u).reshape(B, N, h, C // h).permute(0, 2, 1, 3)
-    v = blk.attn.v(u).reshape(B, N, h, C // h).permute(0, 2, 1, 3)
-    attn = ((q * (C // h)**-0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
-    out = blk.attn.proj((attn @ v).transpose(1, 2).reshape(B, 1, C))
-    x_cls = x_cls + out
-    return x_cls + blk.mlp(blk.norm2(x_cls))
-
-
-def official_forward(neck, x, loc, local_idx=None, k=4):
-    B, N, C = x.shape
-    cls_tokens = neck.cls_token.expand(B, -1, -1)
-    if not loc:
-        for blk in neck.blocks:
-            cls_tokens = official_block(blk, x, cls_tokens)
-        return neck.norm(torch.cat([cls_tokens, x], dim=1))
-    x_norm = F.normalize(x, dim=-1)
-    sim = x_norm[:, local_idx] @ x_norm.unsqueeze(2).transpose(-2, -1)
-    top_idx = sim.squeeze(-1).topk(k=k, dim=-1)[1].view(-1, k, 1)
-    x_loc = x[:, local_idx].view(-1, local_idx.shape[1], C)
-    x_loc = torch.gather(x_loc, 1, top_idx.expand(-1, -1, C))
-    glo, loc_tokens = cls_tokens, cls_tokens.repeat(N, 1, 1)
-    for blk in neck.blocks:
-        glo = official_block(blk, x, glo)
-        loc_tokens = official_block(blk, x_loc, loc_tokens)
-    return neck.norm(torch.cat([glo, loc_tokens.view(x.shape)], dim=1))
+from selfpatch_mm.utils.benchmark.official_step import (official_aggregate,
+                                                        official_block)
 
 
 def _neck(dim=32, heads=4, **kwargs):
@@ -65,8 +34,7 @@ def _featmap(x, hw):
 def test_neck_matches_official(side, with_neighbours):
     neck = _neck()
     x = torch.randn(2, side * side, 32)
-    local_idx = neighbour_index((side, side))[0]
-    expected = official_forward(neck, x, with_neighbours, local_idx)
+    expected = official_aggregate(neck, x, with_neighbours, k=4)
     cls, patches = neck(_featmap(x, (side, side)), with_neighbours)
     torch.testing.assert_close(cls, expected[:, 0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(patches, expected[:, 1:], rtol=1e-5,
