@@ -33,9 +33,21 @@ def _train(src, work_dir, resume, epochs=2):
 
 
 def _davis(src, tmp_path):
+    """A one-frame DAVIS-2017 folder: the tool gets as far as the model."""
+    import numpy as np
+    from PIL import Image
     root = tmp_path / 'davis'
     (root / 'ImageSets' / '2017').mkdir(parents=True)
     (root / 'ImageSets' / '2017' / 'val.txt').write_text('seq\n')
+    for sub, ext in (('JPEGImages', 'jpg'), ('Annotations', 'png')):
+        (root / sub / '480p' / 'seq').mkdir(parents=True)
+        name = root / sub / '480p' / 'seq' / f'00000.{ext}'
+        if ext == 'jpg':
+            Image.new('RGB', (64, 32), (90, 120, 200)).save(name)
+        else:
+            label = Image.fromarray(np.eye(32, 64, dtype=np.uint8), 'P')
+            label.putpalette([0, 0, 0, 200, 0, 0] + [0] * 762)
+            label.save(name)
     load_tool('tools/analysis_tools/davis_label_propagation.py').main([
         DEMO_CFG, src, '--data-root', str(root), '--out-dir',
         str(tmp_path / 'out'), '--device', 'cpu'])
