@@ -101,6 +101,7 @@ def test_mim_train_runs_the_demo(tmp_path):
         'mim', 'train', 'selfpatch_mm', 'selfpatch_vit-tiny-p8_1xb8-2e_demo.py',
         '--work-dir',
         str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1',
+        'train_dataloader.dataset.indices=8', 'train_dataloader.batch_size=4',
         'train_dataloader.num_workers=0', 'default_hooks.logger.interval=1'
     ],
                           cwd=REPO_ROOT,
