@@ -222,3 +222,30 @@ def test_load_from_of_another_model_fails_with_a_summary(tmp_path):
     torch.save({'state_dict': model.state_dict()}, path)
     report = verify_load_from(model, str(path))
     assert len(report.loaded) == 51 and not report.missing
+
+
+def test_openmmlab_style_files_load(tmp_path):
+    """mmcv 1.x / mmdet / mmseg release files: plain ``meta`` with tuples,
+    palettes and numpy scalars from ``hook_msgs`` (numpy 1.x names too)."""
+    path = tmp_path / 'mask_rcnn_r50_fpn_1x_coco.pth'
+    meta = dict(mmcv_version='1.3.17', CLASSES=('person', 'bicycle'),
+                PALETTE=[[220, 20, 60], [119, 11, 32]], epoch=12,
+                config='model = dict(...)',
+                hook_msgs=dict(best_score=np.float64(0.38),
+                               last_ckpt='work_dirs/epoch_12.pth'),
+                seed=np.int64(0), hist=np.arange(4, dtype=np.float32))
+    torch.save({'meta': meta, 'state_dict': {'backbone.conv1.weight':
+                                             torch.zeros(2, 3)}}, path)
+    ckpt = load_checkpoint_file(str(path))
+    assert ckpt['meta']['CLASSES'] == ('person', 'bicycle')
+    assert ckpt['meta']['hook_msgs']['best_score'] == np.float64(0.38)
+    # a file written with numpy 1.x names numpy.core.multiarray.*: make
+    # one from a legacy (plain pickle) file, whose GLOBALs are text lines
+    legacy = tmp_path / 'numpy1.pth'
+    torch.save({'meta': meta}, legacy, _use_new_zipfile_serialization=False)
+    data = legacy.read_bytes()
+    assert b'numpy._core.multiarray' in data
+    legacy.write_bytes(data.replace(b'numpy._core.multiarray',
+                                    b'numpy.core.multiarray'))
+    old = load_checkpoint_file(str(legacy))['meta']
+    assert old['seed'] == 0 and old['hist'].dtype == np.float32
