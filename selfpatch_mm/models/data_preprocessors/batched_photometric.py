@@ -6,8 +6,8 @@ The kernels follow the uint8 ones the CPU pipeline uses
 (``selfpatch_mm.datasets.transforms.uint8_photometric``, which match
 torchvision's PIL kernels): blends clip and truncate as ``Image.blend``,
 grey levels are rounded luma, so the outputs stay integer-valued and keep
-the official quantisation. The hue conversion is torchvision's tensor
-``_rgb2hsv`` / ``_hsv2rgb`` (BSD-3-Clause), batched.
+the official quantisation. RGB to HSV is torchvision's tensor ``_rgb2hsv``
+(BSD-3-Clause); HSV to RGB its closed form.
 """
 import math
 from typing import Dict
@@ -63,19 +63,14 @@ def _rgb_to_hsv(img: torch.Tensor):
 
 
 def _hsv_to_rgb(h, s, v) -> torch.Tensor:
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.to(torch.int64) % 6
-    p = (v * (1.0 - s)).clamp_(0.0, 1.0)
-    q = (v * (1.0 - s * f)).clamp_(0.0, 1.0)
-    t = (v * (1.0 - s * (1.0 - f))).clamp_(0.0, 1.0)
-    # the sextant picks each channel among (v, q, p, p, t, v) rotated
-    table = torch.stack([
-        torch.stack(c, 1)
-        for c in ((v, q, p, p, t, v), (t, v, v, q, p, p), (p, p, t, v, v, q))
-    ], 1)  # (n, 3, 6, H, W)
-    index = i.unsqueeze(1).unsqueeze(1).expand(-1, 3, 1, -1, -1)
-    return table.gather(2, index).squeeze(2)
+    """The closed form of the sextant table: channel ``n`` (5, 3, 1 for R,
+    G, B) is ``v - v s clamp(min(k, 4 - k), 0, 1)`` with
+    ``k = (n + 6 h) mod 6``; no (n, 3, 6, H, W) table in memory."""
+    n = h.new_tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)
+    k = torch.remainder(n + 6.0 * h.unsqueeze(1), 6.0)
+    weight = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    v, s = v.unsqueeze(1), s.unsqueeze(1)
+    return v - v * s * weight
 
 
 def _hue(x, f):
