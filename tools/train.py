@@ -18,6 +18,8 @@ from mmengine.config import Config, DictAction
 import selfpatch_mm  # noqa: F401
 from selfpatch_mm.checkpoint import add_unsafe_pickle_arg
 from selfpatch_mm.utils import build_runner, load_config
+from selfpatch_mm.utils.dist_guard import (apply_dist_timeout,
+                                          stop_on_dist_failure)
 
 # optim wrapper type -> its AMP counterpart for --amp
 AMP_WRAPPERS = {
@@ -170,8 +172,10 @@ def main(argv: Optional[list] = None) -> None:
         load_config(args.config, args.cfg_options, args.work_dir,
                     args.launcher), args)
     # Trusted local checkpoints; gloo + CPU DDP for launched runs without
-    # a GPU (see selfpatch_mm.utils.setup_env).
-    build_runner(cfg).train()
+    # a GPU (see selfpatch_mm.utils.setup_env). A rank that freezes or dies
+    # stops the others after env_cfg.dist_cfg.timeout, naming it.
+    with stop_on_dist_failure(apply_dist_timeout(cfg)):
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ Two gaps of the pinned stack (torch 2.13, mmengine 0.10.7) are closed here:
   :func:`init_cpu_dist_if_needed` starts a gloo process group instead and
   makes the Runner wrap the model in DDP without ``device_ids``.
 """
+import datetime
 import os
 import os.path as osp
 import subprocess
@@ -21,6 +22,8 @@ import torch
 import torch.distributed as torch_dist
 
 from ..checkpoint import register_mmengine_loaders, verify_load_from
+from .config_checks import check_selfpatch_config
+from .dist_guard import apply_dist_timeout
 
 __all__ = [
     'init_cpu_dist_if_needed', 'set_cpu_ddp_wrapper', 'load_config',
@@ -129,7 +132,9 @@ def init_cpu_dist_if_needed(launcher: str, cfg: Optional[Any] = None) -> bool:
             backend='gloo',
             init_method='env://',
             rank=int(os.environ['RANK']),
-            world_size=int(os.environ['WORLD_SIZE']))
+            world_size=int(os.environ['WORLD_SIZE']),
+            # a frozen or dead rank stops the others after this long
+            timeout=datetime.timedelta(seconds=apply_dist_timeout(cfg)))
     if cfg is not None:
         set_cpu_ddp_wrapper(cfg)
     return True
@@ -188,6 +193,10 @@ def build_runner(cfg):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     register_mmengine_loaders()
+    # SelfPatch settings against the crops, before anything is built
+    check_selfpatch_config(cfg)
+    # mmengine gives dist_cfg.timeout to init_process_group on GPUs
+    apply_dist_timeout(cfg)
     init_cpu_dist_if_needed(cfg.launcher, cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)

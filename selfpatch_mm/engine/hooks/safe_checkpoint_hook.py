@@ -15,6 +15,7 @@ from ...utils.checkpoint_files import (atomic_write_text,
 from ...utils.checkpoint_files import \
     find_resumable_checkpoint as _find_resumable
 from ...utils.rng_state import get_rng_state, set_rng_state
+from .utils import unwrap_model
 
 __all__ = ['SafeCheckpointHook']
 
@@ -60,6 +61,7 @@ class SafeCheckpointHook(CheckpointHook):
         super().__init__(*args, **kwargs)
         self.verify = verify
         self._resumed_rng: Optional[list] = None
+        self._rank_rng: Optional[list] = None
 
     # ------------------------------------------------------------- helpers
     def _is_local(self, runner) -> bool:
@@ -133,18 +135,25 @@ class SafeCheckpointHook(CheckpointHook):
             self._resumed_rng = checkpoint['rng_state']
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        bad = nonfinite_keys(checkpoint.get('state_dict', {}))
+        # mmengine calls this on rank 0 only (``Runner.save_checkpoint`` is
+        # master-only), so nothing collective may happen here.
+        meta = checkpoint.get('meta', {})
+        self._refuse_nonfinite(
+            checkpoint.get('state_dict', {}), meta.get('epoch'),
+            meta.get('iter'))
+        states, self._rank_rng = self._rank_rng, None
+        checkpoint['rng_state'] = states or [get_rng_state()]
+
+    @staticmethod
+    def _refuse_nonfinite(state_dict: dict, epoch, it) -> None:
+        bad = nonfinite_keys(state_dict)
         if bad:
             raise RuntimeError(
-                f'Refusing to save a checkpoint at epoch '
-                f'{checkpoint["meta"].get("epoch")}, iter '
-                f'{checkpoint["meta"].get("iter")}: {len(bad)} model '
-                f'tensors hold NaN or Inf (e.g. {", ".join(bad[:3])}). The '
-                'last checkpoint stays the newest; resume from it, with a '
-                'lower learning rate or stronger gradient clipping.')
-        # Every rank's generators (ranks draw differently with
-        # diff_rank_seed=True); only rank 0 writes them.
-        checkpoint['rng_state'] = all_gather_object(get_rng_state())
+                f'Refusing to save a checkpoint at epoch {epoch}, iter '
+                f'{it}: {len(bad)} model tensors hold NaN or Inf (e.g. '
+                f'{", ".join(bad[:3])}). The last checkpoint stays the '
+                'newest; resume from it, with a lower learning rate or '
+                'stronger gradient clipping.')
 
     # ---------------------------------------------------------------- save
     def _save_checkpoint_with_step(self, runner, step, meta):
@@ -165,6 +174,13 @@ class SafeCheckpointHook(CheckpointHook):
             hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
         hub.update_info('last_ckpt', final)
         try:
+            # On every rank, so all ranks stop together on a bad state and
+            # every rank's generators (they differ with diff_rank_seed=True)
+            # reach rank 0, which writes them.
+            self._refuse_nonfinite(
+                unwrap_model(runner).state_dict(), meta.get('epoch'),
+                meta.get('iter'))
+            self._rank_rng = all_gather_object(get_rng_state())
             runner.save_checkpoint(
                 self.out_dir,
                 osp.basename(tmp),
@@ -206,6 +222,7 @@ class SafeCheckpointHook(CheckpointHook):
     def _undo(self, runner, old_ids: list, old_last: Optional[str],
               tmp: str) -> None:
         """Forget a save that failed: no rotation, no temporary file."""
+        self._rank_rng = None
         if self.max_keep_ckpts > 0:
             self.keep_ckpt_ids.clear()
             self.keep_ckpt_ids.extend(old_ids)
