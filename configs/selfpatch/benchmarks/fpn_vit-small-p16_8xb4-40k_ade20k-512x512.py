@@ -14,6 +14,15 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     '../../_base_/schedules/ade20k_adamw-poly_40k.py',
 ]
+# the dataset base's CheckSegLabels module, plus the backbone
+# ('mmpretrain.SelfPatchDenseViT') and the checkpoint hook (bases may not
+# share keys, so the whole list is here)
+custom_imports = dict(
+    imports=[
+        'selfpatch_mm.datasets.transforms.check_seg_labels',
+        'selfpatch_mm.models', 'selfpatch_mm.engine'
+    ],
+    allow_failed_imports=False)
 
 num_classes = 150
 embed_dims = 384
@@ -32,3 +41,5 @@ model = dict(
 # 8 GPUs x 4 images = 32 per iteration, as in the official run
 train_dataloader = dict(batch_size=4)
 auto_scale_lr = dict(enable=False, base_batch_size=32)
+# atomic checkpoints, resume from the newest readable one, RNG states saved
+default_hooks = dict(checkpoint=dict(type='mmpretrain.SafeCheckpointHook'))

@@ -20,14 +20,18 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['selfpatch_mm'], allow_failed_imports=False)
+# The backbone and the checkpoint hook live in mmpretrain's registries (as in
+# mmdet's own configs with mmpretrain backbones): `mmpretrain.` types.
+custom_imports = dict(
+    imports=['selfpatch_mm.models', 'selfpatch_mm.engine'],
+    allow_failed_imports=False)
 
 pretrained = 'checkpoints/selfpatch_vit-small-p16_pretrain.pth'  # set me
 embed_dims = 384
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='SelfPatchDenseViT',
+        type='mmpretrain.SelfPatchDenseViT',
         arch='deit-small',  # ViT-S: 384-d, 12 layers, 6 heads
         img_size=224,
         patch_size=16,
@@ -107,3 +111,5 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=12)
 auto_scale_lr = dict(enable=False, base_batch_size=8)
+# atomic checkpoints, resume from the newest readable one, RNG states saved
+default_hooks = dict(checkpoint=dict(type='mmpretrain.SafeCheckpointHook'))

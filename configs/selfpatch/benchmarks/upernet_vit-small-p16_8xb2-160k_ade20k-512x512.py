@@ -13,6 +13,15 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     '../../_base_/schedules/ade20k_adamw-poly_40k.py',
 ]
+# the dataset base's CheckSegLabels module, plus the backbone
+# ('mmpretrain.SelfPatchDenseViT') and the checkpoint hook (bases may not
+# share keys, so the whole list is here)
+custom_imports = dict(
+    imports=[
+        'selfpatch_mm.datasets.transforms.check_seg_labels',
+        'selfpatch_mm.models', 'selfpatch_mm.engine'
+    ],
+    allow_failed_imports=False)
 
 num_classes = 150
 embed_dims = 384
@@ -41,7 +50,9 @@ param_scheduler = [
          end=max_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=16000)
-default_hooks = dict(checkpoint=dict(interval=16000))
+# atomic checkpoints, resume from the newest readable one, RNG states saved
+default_hooks = dict(
+    checkpoint=dict(type='mmpretrain.SafeCheckpointHook', interval=16000))
 # 8 GPUs x 2 images = 16 per iteration
 train_dataloader = dict(batch_size=2)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
