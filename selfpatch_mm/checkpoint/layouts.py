@@ -138,15 +138,19 @@ def extract_vit_state_dict(ckpt: Any,
     else:
         candidates = ['backbone.', '']
     for cand in candidates:
-        vit = {k: v for k, v in strip_prefix(sd, cand).items() if is_vit_key(k)}
+        vit = {
+            k: v
+            for k, v in strip_prefix(sd, cand).items() if is_vit_key(k)
+        }
         if vit:
             if key == 'teacher' and cand == 'backbone.' and prefix is None:
                 log(f'{filename} has no teacher (teacher.backbone.*): '
                     'using the student backbone.* weights.')
             return vit, f'{cand}*' if cand else 'backbone-only keys'
+    looked = [c + '{pos_embed,patch_embed.projection,layers.N}'
+              for c in candidates]
     raise ValueError(
-        f'No usable ViT backbone weights in {filename}: looked for '
-        f'{[c + "{pos_embed,patch_embed.projection,layers.N}" for c in candidates]}'
+        f'No usable ViT backbone weights in {filename}: looked for {looked}'
         f' but found key prefixes {summarise_prefixes(sd, depth=2)}. Pass a '
         'selfpatch_mm pretraining checkpoint, a file written by '
         'tools/model_converters/extract_backbone.py, or convert an official '

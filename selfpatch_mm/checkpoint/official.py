@@ -49,7 +49,8 @@ _WEIGHT_NORM_KEYS = {
     'last_layer.weight_v': 'last_layer.parametrizations.weight.original1',
 }
 
-_OFFICIAL_VIT_KEY = re.compile(r'^(pos_embed$|patch_embed\.proj\.|blocks\.\d+\.)')
+_OFFICIAL_VIT_KEY = re.compile(
+    r'^(pos_embed$|patch_embed\.proj\.|blocks\.\d+\.)')
 
 
 def has_official_vit(state_dict: Dict[str, Any]) -> bool:
@@ -98,10 +99,8 @@ def convert_official_vit(state_dict: Dict[str, Any],
 def _convert_official_net(net: Dict[str, Any], prefix: str) -> StateDict:
     """One official ``MultiCropWrapper`` state dict -> our keys."""
     net = strip_optional_prefix(net, 'module.')
-    out = {
-        prefix + 'backbone.' + k: v
-        for k, v in convert_official_vit(strip_prefix(net, 'backbone.')).items()
-    }
+    vit = convert_official_vit(strip_prefix(net, 'backbone.'))
+    out = {prefix + 'backbone.' + k: v for k, v in vit.items()}
     for src, dst in _OFFICIAL_PART_PREFIX.items():
         for key, value in strip_prefix(net, src).items():
             if src == 'ca_head.':
