@@ -29,16 +29,19 @@ def get_rng_state() -> Dict[str, Any]:
     """This process's generator states.
 
     Returns:
-        dict: ``torch`` (ByteTensor), ``cuda`` (list of ByteTensors, empty
-        when CUDA is not initialised), ``numpy`` and ``random``.
+        dict: ``torch`` (ByteTensor), ``cuda`` (the current device's
+        ByteTensor in a list, empty when CUDA is not initialised),
+        ``numpy`` and ``random``.
     """
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     cuda = []
     # Reading CUDA states would initialise CUDA in CPU-only runs; a run that
-    # never touched CUDA has not drawn from it either.
+    # never touched CUDA has not drawn from it either. Only the current
+    # device: a process trains on one, and touching the others would create
+    # a context on every GPU of the node.
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        cuda = [s.clone() for s in torch.cuda.get_rng_state_all()]
+        cuda = [torch.cuda.get_rng_state().clone()]
     return dict(
         torch=torch.get_rng_state().clone(),
         cuda=cuda,
@@ -58,20 +61,13 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     """Restore what :func:`get_rng_state` returned.
 
     Args:
-        state (dict): The saved states. CUDA states are restored when there
-            are as many devices as saved states.
-
-    Raises:
-        ValueError: If a CUDA state was saved but the device count differs.
+        state (dict): The saved states. A saved CUDA state goes to the
+            current device; without CUDA it is skipped.
     """
     torch.set_rng_state(state['torch'].cpu())
     cuda = state.get('cuda') or []
-    if cuda:
-        if torch.cuda.device_count() != len(cuda):
-            raise ValueError(
-                f'The checkpoint holds {len(cuda)} CUDA generator states but '
-                f'{torch.cuda.device_count()} devices are visible.')
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda[0].cpu())
     npy = state['numpy']
     np.random.set_state(
         (npy['name'], npy['keys'].numpy().astype(np.uint32), npy['pos'],
