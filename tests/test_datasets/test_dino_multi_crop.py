@@ -11,7 +11,9 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS, TRANSFORMS
 from PIL import Image, ImageFilter, ImageOps
 
-import selfpatch_mm  # noqa: F401
+import selfpatch_mm.datasets  # noqa: F401  (registers our modules)
+import selfpatch_mm.engine  # noqa: F401
+import selfpatch_mm.models  # noqa: F401
 from selfpatch_mm.datasets.transforms import uint8_photometric as U
 from selfpatch_mm.models.data_preprocessors import apply_photometric
 
@@ -212,3 +214,33 @@ def test_device_path_draws_per_sample_and_per_view():
     with pytest.raises(ValueError, match='views'):
         pre._photometric(views[:3], data['data_samples'][0].metainfo[
             'multicrop_photometric'])
+
+
+@pytest.mark.parametrize('photometric', ['cpu', 'device'])
+def test_paper_pipeline_gives_the_official_views(tmp_path, photometric):
+    """The paper config's pipeline and data preprocessor: 10 views with the
+    shapes and dtype of the official pipeline's tensors (plus the batch)."""
+    from selfpatch_mm.datasets.official_dino_augmentation import (
+        DataAugmentationDINO, pil_loader)
+    path = str(tmp_path / 'img.jpg')
+    cv2.imwrite(path, _textured(375, 500))
+    cfg = Config.fromfile(PAPER)
+    cfg.merge_from_dict(
+        {'train_dataloader.dataset.pipeline.1.photometric': photometric})
+    init_default_scope('mmpretrain')
+    steps = [TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline]
+    samples = []
+    for _ in range(2):
+        results = dict(img_path=path)
+        for step in steps:
+            results = step(results)
+        samples.append(results)
+    pre = MODELS.build(cfg.model.data_preprocessor)
+    ours = pre(default_collate(samples), True)['inputs']
+    official = DataAugmentationDINO((0.25, 1.0), (0.05, 0.25), 8)(
+        pil_loader(path))
+    assert [tuple(v.shape) for v in ours] == [(2, ) + tuple(v.shape)
+                                              for v in official]
+    assert {v.dtype for v in ours} == {v.dtype for v in official} == {
+        torch.float32
+    }
