@@ -244,3 +244,31 @@ def test_paper_pipeline_gives_the_official_views(tmp_path, photometric):
     assert {v.dtype for v in ours} == {v.dtype for v in official} == {
         torch.float32
     }
+
+
+def test_palette_cmyk_and_exif_images_through_the_pipeline(tmp_path):
+    """The loader is unchanged (OpenCV's IMREAD_COLOR): palette and CMYK
+    images load as 3-channel BGR, EXIF orientation is applied; every one
+    then gives all views."""
+    rgb = _textured(40, 60)[..., ::-1].copy()
+    pil = Image.fromarray(rgb)
+    pil.convert('P', palette=Image.ADAPTIVE).save(tmp_path / 'palette.png')
+    pil.convert('CMYK').save(tmp_path / 'cmyk.jpg', quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    pil.save(tmp_path / 'rotated.jpg', quality=95, exif=exif)
+    init_default_scope('mmpretrain')
+    load = TRANSFORMS.build(dict(type='RobustLoadImageFromFile'))
+    crop = _build(num_local_crops=2, global_crop_size=32, local_crop_size=16)
+    palette = Image.open(tmp_path / 'palette.png').convert('RGB')
+    want = {'palette.png': np.asarray(palette)[..., ::-1]}
+    for name in ('palette.png', 'cmyk.jpg', 'rotated.jpg'):
+        img = load(dict(img_path=str(tmp_path / name)))['img']
+        assert img.dtype == np.uint8 and img.ndim == 3, name
+        assert img.shape == ((60, 40, 3) if name == 'rotated.jpg' else
+                             (40, 60, 3)), name
+        if name in want:
+            np.testing.assert_array_equal(img, want[name])
+        views = crop(dict(img=img))['img']
+        assert [v.shape for v in views] == [(32, 32, 3)] * 2 + [(16, 16, 3)
+                                                                ] * 2
