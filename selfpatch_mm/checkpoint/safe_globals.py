@@ -53,9 +53,11 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     if obj is HistoryBuffer and not name.startswith('_') and \
             callable(getattr(HistoryBuffer, name, None)):
         return getattr(HistoryBuffer, name)
+    # Worded as torch's own message, so the loader reports a blocked global
     raise pickle.UnpicklingError(
-        f'getattr({obj!r}, {name!r}) is not allowed: only public methods '
-        'of mmengine.logging.HistoryBuffer are.')
+        f'Unsupported global: GLOBAL builtins.getattr on {obj!r}, {name!r} '
+        '(only the public methods of mmengine.logging.HistoryBuffer are '
+        'allowed)')
 
 
 def _multiarray():
