@@ -166,8 +166,9 @@ def read_last_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint that ``work_dir/last_checkpoint`` names, as a path.
 
     A relative entry is taken relative to ``work_dir``. An absolute entry
-    that no longer exists (a work dir written by mmengine's own hook, then
-    moved) is looked up by its file name in ``work_dir``.
+    (written by mmengine's own hook) is looked up by its file name in
+    ``work_dir`` first, so a moved or copied work dir resumes from itself;
+    only checkpoints saved elsewhere (``out_dir``) are read from the path.
 
     Returns:
         str or None: The path, or None without a (non-empty) entry.
@@ -181,11 +182,10 @@ def read_last_checkpoint(work_dir: str) -> Optional[str]:
         return None
     if not osp.isabs(entry):
         return osp.join(work_dir, entry)
-    if not osp.exists(entry):
-        moved = osp.join(work_dir, osp.basename(entry))
-        if osp.exists(moved):
-            return moved
-    return entry
+    # An absolute entry (mmengine's own hook) in a moved or copied work dir
+    # must not send the run back to the old location.
+    local = osp.join(work_dir, osp.basename(entry))
+    return local if osp.exists(local) else entry
 
 
 def _template_regex(filename_tmpl: str) -> 're.Pattern':

@@ -23,7 +23,8 @@ from selfpatch_mm.checkpoint import load_checkpoint_file
 from selfpatch_mm.engine import SafeCheckpointHook
 from selfpatch_mm.utils.checkpoint_files import (check_checkpoint_file,
                                                  find_resumable_checkpoint,
-                                                 is_tmp_checkpoint)
+                                                 is_tmp_checkpoint,
+                                                 read_last_checkpoint)
 from selfpatch_mm.utils.rng_state import get_rng_state, set_rng_state
 
 _RUNS = [0]
@@ -126,6 +127,18 @@ def test_moved_work_dir_resumes_from_itself(trained: Path, tmp_path: Path):
     assert _last(moved) == 'epoch_4.pth'
     # the original is untouched
     assert _last(trained) == 'epoch_3.pth'
+
+
+def test_absolute_last_checkpoint_of_a_copied_work_dir(trained: Path,
+                                                      tmp_path: Path):
+    """mmengine's own hook writes absolute paths: a copy must still
+    resume from its own files, not from the original's."""
+    copy = tmp_path / 'copy'
+    shutil.copytree(trained, copy)
+    (copy / 'last_checkpoint').write_text(str(trained / 'epoch_3.pth'))
+    assert read_last_checkpoint(str(copy)) == str(copy / 'epoch_3.pth')
+    (copy / 'epoch_3.pth').unlink()  # not in the copy: the path is used
+    assert read_last_checkpoint(str(copy)) == str(trained / 'epoch_3.pth')
 
 
 @pytest.mark.parametrize('damage', ['half', 'zero', 'garbage'])
