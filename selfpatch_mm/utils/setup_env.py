@@ -166,7 +166,19 @@ def load_config(config: str,
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
+    _fit_loaders_without_workers(cfg)
     return cfg
+
+
+def _fit_loaders_without_workers(cfg) -> None:
+    """``num_workers=0`` (e.g. from ``--cfg-options``) with the paper
+    config's ``persistent_workers``/``prefetch_factor``: torch's DataLoader
+    rejects both without worker processes, and they mean nothing there."""
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name, None)
+        if loader and loader.get('num_workers', 1) == 0:
+            loader['persistent_workers'] = False
+            loader.pop('prefetch_factor', None)
 
 
 def build_runner(cfg):
