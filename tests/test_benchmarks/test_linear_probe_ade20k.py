@@ -1,0 +1,139 @@
+"""The frozen linear segmentation probe on the ADE20K layout.
+
+After a short ``tools/train.py`` run from a pretraining checkpoint the
+backbone is bit-identical to the checkpoint's teacher, the head is one 1x1
+convolution after a BatchNorm, and ``tools/test.py`` prints mIoU.
+"""
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+TRAIN = REPO_ROOT / 'tools' / 'train.py'
+TEST = REPO_ROOT / 'tools' / 'test.py'
+PROBE_CFG = (REPO_ROOT / 'configs' / 'selfpatch' / 'benchmarks' /
+             'linear_vit-small-p16_8xb2-40k_ade20k-512x512.py')
+
+# The ADE20K transfer test's generated folder, demo checkpoint and runner
+# (pytest's importlib mode: load the sibling module by path).
+_spec = importlib.util.spec_from_file_location(
+    'ade20k_transfer_helpers', HERE / 'test_ade20k_transfer.py')
+_ade = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_ade)
+
+# The transfer test's tiny child config (demo ViT: 96-d, 4 blocks, patch 8;
+# 64x64 crops; 4 iterations) with all 4 blocks concatenated into the probe
+PROBE_HEAD = """
+    decode_head=dict(in_channels=[96] * 4, in_index=[0, 1, 2, 3],
+                     num_classes=num_classes),"""
+
+
+@pytest.fixture(scope='module')
+def probe_run(tmp_path_factory):
+    """Train the tiny probe 4 iterations from the demo checkpoint."""
+    tmp = tmp_path_factory.mktemp('probe')
+    ade_root = _ade.make_ade20k_folder(tmp / 'ade')
+    ckpt = _demo_checkpoint(tmp / 'pretrain.pth')
+    cfg = tmp / 'probe.py'
+    cfg.write_text(
+        _ade.TINY_TEMPLATE.format(
+            base=str(PROBE_CFG),
+            num_classes=_ade.NUM_CLASSES,
+            data_root=str(ade_root),
+            heads=PROBE_HEAD))
+    work_dir = tmp / 'work'
+    out = _ade._run([
+        TRAIN, cfg, '--work-dir', work_dir, '--cfg-options',
+        f'model.backbone.init_cfg.checkpoint={ckpt}'
+    ], tmp)
+    return dict(tmp=tmp, cfg=cfg, pretrain=ckpt, out=out,
+                trained=work_dir / 'iter_4.pth')
+
+
+def _demo_checkpoint(path: Path) -> Path:
+    """A tools/train.py-style checkpoint of the untrained demo model."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    import selfpatch_mm.models  # noqa: F401
+    cfg = Config.fromfile(str(_ade.DEMO_PRETRAIN_CFG))
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    torch.save({'meta': dict(iter=1), 'state_dict': model.state_dict()},
+               path)
+    return path
+
+
+def _state(path: Path) -> dict:
+    from selfpatch_mm.checkpoint import load_checkpoint_file
+    ckpt = load_checkpoint_file(str(path), 'cpu')
+    return ckpt.get('state_dict', ckpt)
+
+
+def test_probe_backbone_unchanged_and_head_is_linear(probe_run) -> None:
+    out = probe_run['out']
+    assert f"from {probe_run['pretrain']} (teacher" in out, out[-4000:]
+    assert 'mIoU' in out  # validation after iteration 4
+    pre, post = _state(probe_run['pretrain']), _state(probe_run['trained'])
+    teacher = {
+        k[len('teacher.backbone.'):]: v
+        for k, v in pre.items() if k.startswith('teacher.backbone.')
+    }
+    backbone = {
+        k[len('backbone.'):]: v
+        for k, v in post.items() if k.startswith('backbone.')
+    }
+    assert backbone and set(backbone) <= set(teacher)
+    # every ViT tensor, bit for bit (pos_embed: same 8x8 grid at 64 px)
+    for key, value in backbone.items():
+        assert torch.equal(value, teacher[key]), key
+    # the head did train: its only weights are BN and one 1x1 conv
+    head = {k: v for k, v in post.items() if k.startswith('decode_head.')}
+    weights = sorted(k for k, v in head.items() if v.dim() > 1)
+    assert weights == ['decode_head.conv_seg.weight'], weights
+    assert head['decode_head.conv_seg.weight'].shape == (
+        _ade.NUM_CLASSES, 4 * 96, 1, 1)
+    assert 'decode_head.bn.running_mean' in head
+    assert not torch.equal(head['decode_head.bn.running_mean'],
+                           torch.zeros(4 * 96))
+
+
+def test_probe_model_frozen_in_train_mode() -> None:
+    """Built from the full config: nothing in the backbone trains, even
+    after ``model.train()``; the head is BN + Conv2d(384, 150, 1)."""
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+
+    import selfpatch_mm.models  # noqa: F401
+    import selfpatch_mm.models.seg_heads  # noqa: F401
+    cfg = Config.fromfile(str(PROBE_CFG))
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    model.train()
+    assert not model.backbone.training
+    assert not any(m.training for m in model.backbone.modules())
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    convs = [m for m in model.decode_head.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 1 and convs[0].kernel_size == (1, 1)
+    assert (convs[0].in_channels, convs[0].out_channels) == (384, 150)
+    assert model.decode_head.training
+
+
+def test_probe_test_prints_miou(probe_run) -> None:
+    out = _ade._run([
+        TEST, probe_run['cfg'], probe_run['trained'], '--work-dir',
+        probe_run['tmp'] / 'test'
+    ], probe_run['tmp'])
+    match = re.search(r'mIoU: (\d+\.\d+)', out)
+    assert match, out[-4000:]
+    assert 0.0 <= float(match.group(1)) <= 100.0
