@@ -24,7 +24,7 @@ def demo_state() -> Dict[str, torch.Tensor]:
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
 
-    import selfpatch_mm  # noqa: F401
+    import selfpatch_mm.models  # noqa: F401
     torch.manual_seed(0)
     return MODELS.build(Config.fromfile(DEMO_CFG).model).state_dict()
 
@@ -78,8 +78,9 @@ def torch_home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope='session')
 def runner_ckpt(tmp_path_factory) -> str:
-    """A genuine Runner checkpoint: one demo epoch (3 iterations) through
-    ``tools/train.py``, with its message hub, optimizer and schedulers."""
+    """A genuine Runner checkpoint: one demo epoch through
+    ``tools/train.py`` (8 of its images: one iteration), with its message
+    hub, optimizer and schedulers."""
     work_dir = tmp_path_factory.mktemp('demo_run')
     train = load_tool('tools/train.py')
     train.main([
@@ -87,6 +88,7 @@ def runner_ckpt(tmp_path_factory) -> str:
         'train_cfg.max_epochs=1', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'train_dataloader.prefetch_factor=None',
+        'train_dataloader.dataset.indices=8',
         'default_hooks.logger.interval=100'
     ])
     path = work_dir / 'epoch_1.pth'
