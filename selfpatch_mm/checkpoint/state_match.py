@@ -98,6 +98,12 @@ def _likely_cause(report: LoadReport, model_keys: Iterable[str],
             return (f'the weights sit under "{prefix}" in the file (set '
                     f"prefix='{prefix}' or checkpoint_key, or extract them "
                     'with tools/model_converters/extract_backbone.py)')
+    bare = {k.split('.', 1)[1] for k in own if '.' in k}
+    if len(bare & set(file_keys)) > len(report.loaded):
+        return ('the file holds a bare backbone (keys without the model\'s '
+                "'backbone.' prefix, as extract_backbone.py writes): give it "
+                "to the backbone's init_cfg=dict(type='Pretrained', "
+                'checkpoint=...) instead of load_from')
     return (f'the file is for another model: its keys start with '
             f'{summarise_prefixes(file_keys)}, the model\'s with '
             f'{summarise_prefixes(model_keys)}')

@@ -219,6 +219,12 @@ def test_load_from_of_another_model_fails_with_a_summary(tmp_path):
                             torch.zeros(96)}}, path)
     with pytest.raises(CheckpointMismatchError, match='official_to_mm'):
         verify_load_from(model, str(path))
+    # a backbone-only file given as load_from
+    torch.save({'state_dict': {k[len('backbone.'):]: v
+                               for k, v in model.state_dict().items()
+                               if k.startswith('backbone.')}}, path)
+    with pytest.raises(CheckpointMismatchError, match='bare backbone'):
+        verify_load_from(model, str(path))
     # our own checkpoint fits fully
     torch.save({'state_dict': model.state_dict()}, path)
     report = verify_load_from(model, str(path))
