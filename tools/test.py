@@ -13,12 +13,13 @@ import argparse
 import os
 from typing import Optional
 
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 
-# Registers this project's modules before the Runner builds anything.
-import selfpatch_mm  # noqa: F401
-from selfpatch_mm.checkpoint import add_unsafe_pickle_arg
-from selfpatch_mm.utils import build_runner, load_config
+from selfpatch_mm.utils import build_runner, load_config, register_all_modules
+from selfpatch_mm.utils.cli import add_runner_args, parse_runner_args
+
+# Our modules, for configs without custom_imports (see tools/train.py).
+register_all_modules()
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
@@ -31,12 +32,9 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         argparse.Namespace: The parsed arguments.
     """
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
-    parser.add_argument('config', help='test config file path')
+    add_runner_args(parser, 'test config file path',
+                    'the dir to save the evaluation logs')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--work-dir',
-        help='the dir to save the evaluation logs; '
-        'defaults to ./work_dirs/<config name>')
     parser.add_argument(
         '--out',
         type=str,
@@ -61,22 +59,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         type=float,
         default=2,
         help='seconds each picture is shown with --show')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    add_unsafe_pickle_arg(parser)  # sets SELFPATCH_ALLOW_UNSAFE_PICKLE
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_runner_args(parser, argv)
 
 
 def add_dump_metric(cfg: Config, out: str) -> None:

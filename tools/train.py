@@ -7,17 +7,13 @@ Examples::
     bash tools/dist_train.sh CONFIG NUM_PROCS [extra args]
 """
 import argparse
-import os
 from typing import Optional
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-# Registers this project's modules (models, datasets, hooks, optimizer
-# wrappers) before the Runner builds anything from the config.
-import selfpatch_mm  # noqa: F401
-from selfpatch_mm.checkpoint import add_unsafe_pickle_arg
-from selfpatch_mm.utils import build_runner, load_config
+from selfpatch_mm.utils import build_runner, load_config, register_all_modules
+from selfpatch_mm.utils.cli import add_runner_args, parse_runner_args
 from selfpatch_mm.utils.dist_guard import (apply_dist_timeout,
                                           stop_on_dist_failure)
 
@@ -30,6 +26,10 @@ AMP_WRAPPERS = {
 }
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
 
+# Our models, datasets, hooks and optimizer wrappers, for configs without
+# custom_imports (configs with it import the same modules again, a no-op).
+register_all_modules()
+
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     """Parse the command line.
@@ -41,11 +41,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         argparse.Namespace: The parsed arguments.
     """
     parser = argparse.ArgumentParser(description='Train a model')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument(
-        '--work-dir',
-        help='the dir to save logs and models; '
-        'defaults to ./work_dirs/<config name>')
+    add_runner_args(parser, 'train config file path',
+                    'the dir to save logs and models')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -69,25 +66,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         action='store_true',
         help='scale the learning rate by the actual total batch size against '
         'the config\'s auto_scale_lr.base_batch_size')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as key=value pairs; '
-        'e.g. train_cfg.max_epochs=2 "data.list=[1,2]"')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
-    # --local_rank; torchrun sets LOCAL_RANK instead.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    add_unsafe_pickle_arg(parser)  # sets SELFPATCH_ALLOW_UNSAFE_PICKLE
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_runner_args(parser, argv)
 
 
 def enable_amp(cfg: Config, dtype: str = 'fp16') -> None:

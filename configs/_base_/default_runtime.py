@@ -1,6 +1,10 @@
 # Runtime shared by the pretraining configs (mmpretrain scope).
 default_scope = 'mmpretrain'
-custom_imports = dict(imports=['selfpatch_mm'], allow_failed_imports=False)
+# registers this project's models, transforms, hooks and optimizer wrappers
+custom_imports = dict(
+    imports=['selfpatch_mm.models', 'selfpatch_mm.datasets',
+             'selfpatch_mm.engine'],
+    allow_failed_imports=False)
 
 default_hooks = dict(
     runtime_info=dict(type='RuntimeInfoHook'),

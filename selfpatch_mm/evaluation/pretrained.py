@@ -106,7 +106,7 @@ def load_pretrained_selfpatch(
         ValueError: When the checkpoint has no usable ViT weights (the
             message lists the prefixes it holds).
     """
-    import selfpatch_mm  # noqa: F401  (registers the models)
+    import selfpatch_mm.models  # noqa: F401  (registers the models)
     from mmpretrain.registry import MODELS
 
     if key not in KEYS:

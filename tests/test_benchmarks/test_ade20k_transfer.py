@@ -163,7 +163,7 @@ def demo_checkpoint(tmp_path_factory) -> Path:
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
-    import selfpatch_mm  # noqa: F401
+    import selfpatch_mm.models  # noqa: F401
     cfg = Config.fromfile(str(DEMO_PRETRAIN_CFG))
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
@@ -188,7 +188,7 @@ def _build(config: Path):
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
 
-    import selfpatch_mm  # noqa: F401
+    import selfpatch_mm.models  # noqa: F401
     cfg = Config.fromfile(str(config))
     cfg.model.backbone.init_cfg = None
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
@@ -204,7 +204,7 @@ def test_benchmark_config_full_scale(config: Path) -> None:
     from mmengine.optim import build_optim_wrapper
 
     cfg, model = _build(config)
-    assert cfg.model.backbone.type == 'SelfPatchDenseViT'
+    assert cfg.model.backbone.type == 'mmpretrain.SelfPatchDenseViT'
     assert cfg.model.backbone.arch == 'deit-small'
     assert tuple(cfg.model.backbone.out_indices) == (2, 5, 8, 11)
     assert cfg.model.backbone.drop_path_rate == 0.1

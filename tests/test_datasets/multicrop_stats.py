@@ -13,7 +13,9 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS, TRANSFORMS
 from scipy import stats
 
-import selfpatch_mm  # noqa: F401  (registers the transforms and models)
+import selfpatch_mm.datasets  # noqa: F401  (registers our modules)
+import selfpatch_mm.engine  # noqa: F401
+import selfpatch_mm.models  # noqa: F401
 from selfpatch_mm.datasets.official_dino_augmentation import \
     DataAugmentationDINO
 

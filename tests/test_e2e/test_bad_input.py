@@ -15,7 +15,9 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 from PIL import Image
 
-import selfpatch_mm  # noqa: F401  (registers the transforms and models)
+import selfpatch_mm.datasets  # noqa: F401  (registers our modules)
+import selfpatch_mm.engine  # noqa: F401
+import selfpatch_mm.models  # noqa: F401
 
 GLOBAL, LOCAL = 64, 32  # the demo config's crop sizes
 DEMO_VIEWS = [(3, GLOBAL, GLOBAL)] * 2 + [(3, LOCAL, LOCAL)] * 4

@@ -11,7 +11,9 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import PARAM_SCHEDULERS
 from torch import nn
 
-import selfpatch_mm  # noqa: F401
+import selfpatch_mm.datasets  # noqa: F401  (registers our modules)
+import selfpatch_mm.engine  # noqa: F401
+import selfpatch_mm.models  # noqa: F401
 from selfpatch_mm.engine import SelfPatchOptimWrapper, clip_grad_per_param_
 
 CONFIG = 'configs/_base_/schedules/selfpatch_adamw_coslr-300e.py'

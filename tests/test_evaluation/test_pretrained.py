@@ -4,7 +4,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-import selfpatch_mm  # noqa: F401
+import selfpatch_mm.models  # noqa: F401
 from selfpatch_mm.evaluation import load_pretrained_selfpatch
 
 DEMO = 'configs/selfpatch/selfpatch_vit-tiny-p8_1xb8-2e_demo.py'

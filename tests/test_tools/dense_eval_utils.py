@@ -26,7 +26,7 @@ def save_demo_checkpoint(path: Path) -> str:
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
 
-    import selfpatch_mm  # noqa: F401
+    import selfpatch_mm.models  # noqa: F401
     torch.manual_seed(0)
     # The constructor's random weights suffice (init_weights only logs a
     # long table); the teacher starts as a copy of the student.

@@ -45,7 +45,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import TRANSFORMS
 
-import selfpatch_mm  # noqa: F401  (registers the transforms)
+import selfpatch_mm.datasets  # noqa: F401  (registers the transforms)
 from selfpatch_mm.datasets.official_dino_augmentation import (
     DataAugmentationDINO, pil_loader)
 from selfpatch_mm.datasets.transforms import dino_multi_crop

@@ -50,7 +50,9 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 
-import selfpatch_mm  # noqa: F401  (registers the models)
+import selfpatch_mm.datasets  # noqa: F401  (registers our modules)
+import selfpatch_mm.engine  # noqa: F401
+import selfpatch_mm.models  # noqa: F401
 from selfpatch_mm.utils.benchmark import (Breakdown, build_step, crop_sizes,
                                           format_sweep, format_table,
                                           matmul_rate, official_train_step,

@@ -3,7 +3,11 @@
 # file name instead of an index error inside the loss.
 _base_ = 'mmseg::_base_/datasets/ade20k.py'
 
-custom_imports = dict(imports=['selfpatch_mm'], allow_failed_imports=False)
+# CheckSegLabels is in mmseg's TRANSFORMS; only segmentation configs import
+# its module (the benchmark configs add selfpatch_mm.models for the backbone).
+custom_imports = dict(
+    imports=['selfpatch_mm.datasets.transforms.check_seg_labels'],
+    allow_failed_imports=False)
 
 num_classes = 150
 crop_size = (512, 512)

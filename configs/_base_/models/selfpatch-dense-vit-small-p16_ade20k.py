@@ -4,7 +4,7 @@
 # bases already define `model`, and bases may not share keys.
 selfpatch_backbone = dict(
     _delete_=True,  # replaces the ResNet of the mmseg model base
-    type='SelfPatchDenseViT',
+    type='mmpretrain.SelfPatchDenseViT',  # custom_imports: see the configs
     arch='deit-small',
     img_size=512,
     patch_size=16,

@@ -48,7 +48,10 @@ class SelfPatchDenseViT(SelfPatchViT):
     official formula, so any input padded to a multiple of the patch size
     works (mmdet pads to multiples of 32).
 
-    Registered in mmpretrain's, mmdet's and mmseg's ``MODELS``.
+    Registered in mmpretrain's ``MODELS``; mmdet and mmseg configs name it
+    ``type='mmpretrain.SelfPatchDenseViT'`` and import
+    ``selfpatch_mm.models`` through ``custom_imports``, as mmdet's configs
+    use mmpretrain's ConvNeXt.
 
     Args:
         arch (str | dict): ViT arch, ``'deit-small'`` (ViT-S: 384-d, 12
@@ -136,7 +139,8 @@ class SelfPatchDenseViT(SelfPatchViT):
     def _make_norm(self, norm_cfg: dict) -> nn.Module:
         cfg = dict(norm_cfg)
         if cfg.get('type') in ('LN2d', 'mmpretrain.LN2d'):
-            # Built directly: mmdet/mmseg scopes do not register 'LN2d'.
+            # Built directly: mmcv's build_norm_layer looks in the current
+            # scope's registry, and mmdet's and mmseg's have no 'LN2d'.
             return LayerNorm2d(self.embed_dims, eps=cfg.get('eps', 1e-6))
         return build_norm_layer(cfg, self.embed_dims)[1]
 
@@ -278,18 +282,3 @@ class SelfPatchDenseViT(SelfPatchViT):
         feats = super().forward(x)
         return tuple(
             getattr(self, f'fpn{i}')(f) for i, f in enumerate(feats, 1))
-
-
-def _register_downstream() -> None:
-    """Register in mmdet's and mmseg's ``MODELS`` when they are installed,
-    so configs with ``default_scope='mmdet'``/``'mmseg'`` find it."""
-    for name in ('mmdet', 'mmseg'):
-        try:
-            registry = __import__(f'{name}.registry',
-                                  fromlist=['MODELS']).MODELS
-        except ImportError:
-            continue
-        registry.register_module(module=SelfPatchDenseViT, force=True)
-
-
-_register_downstream()

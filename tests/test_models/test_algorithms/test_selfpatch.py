@@ -6,7 +6,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-import selfpatch_mm  # noqa: F401
+import selfpatch_mm.models  # noqa: F401
 from selfpatch_mm.models.utils import group_views
 
 DEMO = 'configs/selfpatch/selfpatch_vit-tiny-p8_1xb8-2e_demo.py'

@@ -52,9 +52,10 @@ def test_vit_small_strides():
 def test_patch8_non_square_and_registries():
     from mmdet.registry import MODELS as DET
     from mmseg.registry import MODELS as SEG
-    assert DET.get('SelfPatchDenseViT') is SelfPatchDenseViT
-    assert SEG.get('SelfPatchDenseViT') is SelfPatchDenseViT
-    model = DET.build(dict(type='SelfPatchDenseViT', **TINY))
+    # mmdet/mmseg configs reach mmpretrain's registry with the scope prefix
+    assert DET.get('mmpretrain.SelfPatchDenseViT') is SelfPatchDenseViT
+    assert SEG.get('mmpretrain.SelfPatchDenseViT') is SelfPatchDenseViT
+    model = DET.build(dict(type='mmpretrain.SelfPatchDenseViT', **TINY))
     # mmdet pads to multiples of 32: a 96x128 batch has a 12x16 patch grid
     outs = model(torch.randn(2, 3, 96, 128))
     assert [tuple(o.shape[-2:]) for o in outs] == [(24, 32), (12, 16),
