@@ -4,7 +4,8 @@ import os
 import os.path as osp
 from typing import Optional
 
-from mmengine.dist import all_gather_object, get_rank, is_main_process
+from mmengine.dist import (all_gather_object, broadcast_object_list, get_rank,
+                           is_main_process)
 from mmengine.hooks import CheckpointHook
 from mmpretrain.registry import HOOKS
 
@@ -94,12 +95,18 @@ class SafeCheckpointHook(CheckpointHook):
         if not self._is_local(runner):
             return
         folders = [self._ckpt_dir(runner)]
-        path = _find_resumable(
-            runner.work_dir,
-            extra_dirs=[f for f in folders if f != runner.work_dir],
-            filename_tmpls=(self.filename_tmpl, 'epoch_{}.pth',
-                            'iter_{}.pth'),
-            logger=runner.logger)
+        # Rank 0 reads the candidates (a full load each), every rank resumes
+        # from its answer.
+        found = [None]
+        if is_main_process():
+            found[0] = _find_resumable(
+                runner.work_dir,
+                extra_dirs=[f for f in folders if f != runner.work_dir],
+                filename_tmpls=(self.filename_tmpl, 'epoch_{}.pth',
+                                'iter_{}.pth'),
+                logger=runner.logger)
+        broadcast_object_list(found, src=0)
+        path = found[0]
         if path is None:
             runner.logger.info(
                 f'No checkpoint to resume from in {folders}; training starts '
@@ -109,6 +116,8 @@ class SafeCheckpointHook(CheckpointHook):
             runner._load_from = path
 
     def before_train(self, runner) -> None:
+        """Set up as mmengine does, delete temporary files a killed run
+        left, and restore the generators of a resumed checkpoint."""
         super().before_train(runner)
         if is_main_process() and self._is_local(runner):
             for path in remove_tmp_checkpoints(self.out_dir):
@@ -129,12 +138,14 @@ class SafeCheckpointHook(CheckpointHook):
             set_rng_state(states[rank % len(states)])
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Keep the saved generator states for :meth:`before_train`."""
         # Only a resumed run continues the saved generators; ``load_from``
         # (fine-tuning) starts its own.
         if getattr(runner, '_resume', False) and 'rng_state' in checkpoint:
             self._resumed_rng = checkpoint['rng_state']
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Refuse a non-finite state; add the generator states."""
         # mmengine calls this on rank 0 only (``Runner.save_checkpoint`` is
         # master-only), so nothing collective may happen here.
         meta = checkpoint.get('meta', {})
@@ -145,7 +156,9 @@ class SafeCheckpointHook(CheckpointHook):
         checkpoint['rng_state'] = states or [get_rng_state()]
 
     @staticmethod
-    def _refuse_nonfinite(state_dict: dict, epoch, it) -> None:
+    def _refuse_nonfinite(state_dict: dict, epoch: Optional[int],
+                          it: Optional[int]) -> None:
+        """Raise a ``RuntimeError`` naming NaN/Inf tensors, if any."""
         bad = nonfinite_keys(state_dict)
         if bad:
             raise RuntimeError(
@@ -156,7 +169,16 @@ class SafeCheckpointHook(CheckpointHook):
                 'stronger gradient clipping.')
 
     # ---------------------------------------------------------------- save
-    def _save_checkpoint_with_step(self, runner, step, meta):
+    def _save_checkpoint_with_step(self, runner, step: int,
+                                   meta: dict) -> None:
+        """Save ``epoch_{step}.pth`` (or the template's name) atomically,
+        then point ``last_checkpoint`` at it, then rotate.
+
+        Raises:
+            RuntimeError: If the model state is not finite, or the new file
+                does not read back.
+            OSError: If writing fails (e.g. a full disk); nothing changed.
+        """
         if not self._is_local(runner):
             return super()._save_checkpoint_with_step(runner, step, meta)
         final = osp.join(self.out_dir, self.filename_tmpl.format(step))
@@ -232,7 +254,9 @@ class SafeCheckpointHook(CheckpointHook):
             os.remove(tmp)
 
     @staticmethod
-    def _write_error(e: OSError, final: str, previous: Optional[str]):
+    def _write_error(e: OSError, final: str,
+                     previous: Optional[str]) -> OSError:
+        """The error a failed write is reported with."""
         cause = ('the disk is full'
                  if e.errno in (errno.ENOSPC, errno.EDQUOT) else
                  f'{type(e).__name__}: {e}')
