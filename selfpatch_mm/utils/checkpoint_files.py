@@ -224,10 +224,15 @@ def find_resumable_checkpoint(
         load: Optional[Callable[[str], Any]] = None) -> Optional[str]:
     """The checkpoint ``--resume`` (auto) should continue from.
 
-    The one ``last_checkpoint`` names comes first, then the others in the
-    work dir (and ``extra_dirs``), newest first. The first good one (see
-    :func:`check_checkpoint_file`) is returned; each skipped one is warned
-    about by name.
+    Candidates, in order: the files of the first template (the run's own
+    ``epoch_{}.pth`` or ``iter_{}.pth``) in the work dir and
+    ``extra_dirs``, newest first; the one ``last_checkpoint`` names, if it
+    is not among them; the files of the other templates. The first good one
+    (see :func:`check_checkpoint_file`) is returned; each skipped one is
+    warned about by name. ``last_checkpoint`` does not go first: a run
+    killed between renaming a new checkpoint into place and rewriting
+    ``last_checkpoint`` leaves a complete checkpoint newer than the one it
+    names.
 
     Args:
         work_dir (str): The run's work dir.
@@ -250,10 +255,11 @@ def find_resumable_checkpoint(
         warn(f'{osp.join(work_dir, "last_checkpoint")} is empty; looking '
              'for the newest readable checkpoint instead.')
     folders = [work_dir] + list(extra_dirs or [])
-    candidates = checkpoint_candidates(folders, filename_tmpls)
+    candidates = checkpoint_candidates(folders, filename_tmpls[:1])
     if named is not None:
-        named = osp.abspath(named)
-        candidates = [named] + [c for c in candidates if c != named]
+        candidates.append(osp.abspath(named))
+    candidates += checkpoint_candidates(folders, filename_tmpls[1:])
+    candidates = list(dict.fromkeys(candidates))  # first place of each
     bad = []
     for path in candidates:
         reason = check_checkpoint_file(path, load=load)

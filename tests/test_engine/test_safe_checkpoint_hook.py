@@ -141,6 +141,16 @@ def test_absolute_last_checkpoint_of_a_copied_work_dir(trained: Path,
     assert read_last_checkpoint(str(copy)) == str(trained / 'epoch_3.pth')
 
 
+def test_newer_complete_checkpoint_beats_last_checkpoint(trained: Path,
+                                                         tmp_path: Path):
+    """Killed after renaming epoch_3.pth into place but before rewriting
+    last_checkpoint: resume takes the complete, newer epoch_3.pth."""
+    work = tmp_path / 'work'
+    shutil.copytree(trained, work)
+    (work / 'last_checkpoint').write_text('epoch_2.pth')
+    assert find_resumable_checkpoint(str(work)) == str(work / 'epoch_3.pth')
+
+
 @pytest.mark.parametrize('damage', ['half', 'zero', 'garbage'])
 def test_resume_falls_back_to_newest_readable(trained: Path, tmp_path: Path,
                                               damage: str):
