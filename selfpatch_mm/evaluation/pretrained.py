@@ -107,6 +107,7 @@ def load_pretrained_selfpatch(
             message lists the prefixes it holds).
     """
     import selfpatch_mm.models  # noqa: F401  (registers the models)
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
     if key not in KEYS:
@@ -119,8 +120,12 @@ def load_pretrained_selfpatch(
                        'selfpatch_mm pretraining config.')
     device = torch.device(
         device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    backbone = MODELS.build(cfg.model.backbone)
-    neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') else None
+    # mmpretrain's scope, whatever scope a Runner (mmengine, mmdet, mmseg)
+    # left current: a registry builds in the current default scope.
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        backbone = MODELS.build(cfg.model.backbone)
+        neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') \
+            else None
     if checkpoint is None:
         for m in (backbone, neck):
             if m is not None:

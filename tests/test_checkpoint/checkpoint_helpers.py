@@ -36,3 +36,15 @@ def load_tool(relpath: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def build_demo_model():
+    """The demo SelfPatch model, built in mmpretrain's scope whatever scope
+    an earlier test's Runner left current."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    import selfpatch_mm.models  # noqa: F401  (registers the models)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(Config.fromfile(DEMO_CFG).model)

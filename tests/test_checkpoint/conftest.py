@@ -15,18 +15,14 @@ import torch
 # import checkpoint_helpers too.
 sys.path.insert(0, str(Path(__file__).parent))
 from checkpoint_helpers import (DEMO_CFG, Payload, PayloadFiles,  # noqa: E402
-                                load_tool)
+                                build_demo_model, load_tool)
 
 
 @pytest.fixture(scope='session')
 def demo_state() -> Dict[str, torch.Tensor]:
     """State dict of the demo SelfPatch model (random weights)."""
-    from mmengine.config import Config
-    from mmpretrain.registry import MODELS
-
-    import selfpatch_mm.models  # noqa: F401
     torch.manual_seed(0)
-    return MODELS.build(Config.fromfile(DEMO_CFG).model).state_dict()
+    return build_demo_model().state_dict()
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

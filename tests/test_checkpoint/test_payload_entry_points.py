@@ -7,7 +7,7 @@ through the same entry points are tested beside them (a resume of a real
 Runner checkpoint, ``load_from`` of it, the dense backbone)."""
 import pytest
 import torch
-from checkpoint_helpers import DEMO_CFG, REPO, load_tool
+from checkpoint_helpers import DEMO_CFG, REPO, build_demo_model, load_tool
 
 from selfpatch_mm.checkpoint import UnsafeCheckpointError
 
@@ -132,9 +132,7 @@ def test_genuine_runner_checkpoint_resumes_and_loads(runner_ckpt, tmp_path,
     loader: optimizer, schedulers, message hub) and trains its second
     epoch; it loads as ``load_from``, over HTTP, and into the dense
     backbone."""
-    from mmengine.config import Config
     from mmengine.runner import load_checkpoint
-    from mmpretrain.registry import MODELS
 
     from selfpatch_mm.checkpoint import load_checkpoint_file
     from selfpatch_mm.models import SelfPatchDenseViT
@@ -153,7 +151,7 @@ def test_genuine_runner_checkpoint_resumes_and_loads(runner_ckpt, tmp_path,
         assert torch.equal(v, file_state[k]), k
     root, base_url = http_root
     (root / 'genuine.pth').write_bytes(open(runner_ckpt, 'rb').read())
-    model = MODELS.build(Config.fromfile(DEMO_CFG).model)
+    model = build_demo_model()
     ckpt = load_checkpoint(model, f'{base_url}/genuine.pth', strict=True)
     assert ckpt['meta']['epoch'] == 1
     info = SelfPatchDenseViT(**TINY_DENSE).load_pretrained(runner_ckpt)

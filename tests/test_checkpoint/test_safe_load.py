@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from checkpoint_helpers import DEMO_CFG, Payload, load_tool
+from checkpoint_helpers import Payload, build_demo_model, load_tool
 from mmengine.logging import HistoryBuffer
 
 from selfpatch_mm.checkpoint import (ALLOW_UNSAFE_ENV, CheckpointLoadError,
@@ -198,9 +198,7 @@ def test_mmengine_schemes_route_through_the_safe_loader():
 
 
 def test_load_from_of_another_model_fails_with_a_summary(tmp_path):
-    from mmengine.config import Config
-    from mmpretrain.registry import MODELS
-    model = MODELS.build(Config.fromfile(DEMO_CFG).model)
+    model = build_demo_model()
     path = tmp_path / 'resnet.pth'
     torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(8, 3),
                                'backbone.layer1.0.bn1.weight':

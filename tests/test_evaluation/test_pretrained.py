@@ -2,6 +2,7 @@
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import selfpatch_mm.models  # noqa: F401
@@ -13,7 +14,9 @@ DEMO = 'configs/selfpatch/selfpatch_vit-tiny-p8_1xb8-2e_demo.py'
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(DEMO).model)
+    # in mmpretrain's scope, whatever scope an earlier test's Runner left
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(Config.fromfile(DEMO).model)
     model.init_weights()
     model.update_teacher(0.5)
     with torch.no_grad():  # make teacher and student differ
