@@ -193,14 +193,9 @@ def _template_regex(filename_tmpl: str) -> 're.Pattern':
     return re.compile(f'^{re.escape(head)}(\\d+){re.escape(tail)}$')
 
 
-def checkpoint_candidates(folders: List[str],
-                          filename_tmpls: Tuple[str, ...] = (
-                              'epoch_{}.pth', 'iter_{}.pth')) -> List[str]:
-    """Checkpoint files of ``folders``, newest first.
-
-    Newest means the highest step in the name (``epoch_12`` after
-    ``epoch_3``), then the latest modification time.
-    """
+def _steps(folders: List[str],
+           filename_tmpls: Tuple[str, ...]) -> Dict[str, Tuple[int, float]]:
+    """``{path: (step, mtime)}`` of the checkpoint files of ``folders``."""
     patterns = [_template_regex(t) for t in filename_tmpls]
     found = {}
     for folder in folders:
@@ -213,6 +208,18 @@ def checkpoint_candidates(folders: List[str],
                     path = osp.join(folder, name)
                     found[osp.abspath(path)] = (int(match.group(1)),
                                                 osp.getmtime(path))
+    return found
+
+
+def checkpoint_candidates(folders: List[str],
+                          filename_tmpls: Tuple[str, ...] = (
+                              'epoch_{}.pth', 'iter_{}.pth')) -> List[str]:
+    """Checkpoint files of ``folders``, newest first.
+
+    Newest means the highest step in the name (``epoch_12`` after
+    ``epoch_3``), then the latest modification time.
+    """
+    found = _steps(folders, filename_tmpls)
     return sorted(found, key=lambda p: found[p], reverse=True)
 
 
@@ -224,15 +231,14 @@ def find_resumable_checkpoint(
         load: Optional[Callable[[str], Any]] = None) -> Optional[str]:
     """The checkpoint ``--resume`` (auto) should continue from.
 
-    Candidates, in order: the files of the first template (the run's own
-    ``epoch_{}.pth`` or ``iter_{}.pth``) in the work dir and
-    ``extra_dirs``, newest first; the one ``last_checkpoint`` names, if it
-    is not among them; the files of the other templates. The first good one
-    (see :func:`check_checkpoint_file`) is returned; each skipped one is
-    warned about by name. ``last_checkpoint`` does not go first: a run
-    killed between renaming a new checkpoint into place and rewriting
-    ``last_checkpoint`` leaves a complete checkpoint newer than the one it
-    names.
+    The one ``last_checkpoint`` names comes first, then the others in the
+    work dir (and ``extra_dirs``), newest first. Only a file with a higher
+    step that was also written later than the named one goes before it: a
+    run killed between renaming a new checkpoint into place and rewriting
+    ``last_checkpoint`` leaves such a file, while a higher-numbered file of
+    an earlier experiment in the same folder is older and stays behind. The
+    first good candidate (see :func:`check_checkpoint_file`) is returned;
+    each skipped one is warned about by name.
 
     Args:
         work_dir (str): The run's work dir.
@@ -255,11 +261,18 @@ def find_resumable_checkpoint(
         warn(f'{osp.join(work_dir, "last_checkpoint")} is empty; looking '
              'for the newest readable checkpoint instead.')
     folders = [work_dir] + list(extra_dirs or [])
-    candidates = checkpoint_candidates(folders, filename_tmpls[:1])
+    found = _steps(folders, filename_tmpls)
+    candidates = sorted(found, key=lambda p: found[p], reverse=True)
     if named is not None:
-        candidates.append(osp.abspath(named))
-    candidates += checkpoint_candidates(folders, filename_tmpls[1:])
-    candidates = list(dict.fromkeys(candidates))  # first place of each
+        named = osp.abspath(named)
+        mine = found.get(named)
+        newer = [
+            c for c in candidates if mine is not None and
+            found[c][0] > mine[0] and found[c][1] > mine[1]
+        ]
+        candidates = newer + [named] + [
+            c for c in candidates if c != named and c not in newer
+        ]
     bad = []
     for path in candidates:
         reason = check_checkpoint_file(path, load=load)

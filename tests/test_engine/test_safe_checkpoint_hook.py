@@ -146,8 +146,15 @@ def test_newer_complete_checkpoint_beats_last_checkpoint(trained: Path,
     """Killed after renaming epoch_3.pth into place but before rewriting
     last_checkpoint: resume takes the complete, newer epoch_3.pth."""
     work = tmp_path / 'work'
-    shutil.copytree(trained, work)
+    shutil.copytree(trained, work)  # keeps the modification times
     (work / 'last_checkpoint').write_text('epoch_2.pth')
+    assert find_resumable_checkpoint(str(work)) == str(work / 'epoch_3.pth')
+    # a higher-numbered file of an earlier experiment (older than the named
+    # one) does not win over last_checkpoint
+    stale = work / 'epoch_9.pth'
+    shutil.copy2(work / 'epoch_3.pth', stale)
+    os.utime(stale, (1, 1))
+    (work / 'last_checkpoint').write_text('epoch_3.pth')
     assert find_resumable_checkpoint(str(work)) == str(work / 'epoch_3.pth')
 
 
