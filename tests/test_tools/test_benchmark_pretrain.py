@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from selfpatch_mm.utils.benchmark import crop_sizes
@@ -61,6 +62,35 @@ def test_compare_selfpatch_and_dino():
     assert dino['breakdown_sec']['positive matching'] == 0
     assert r['flop_ratio'] == pytest.approx(
         sp['flops_per_iter'] / dino['flops_per_iter'])
-    assert 1.2 < r['flop_ratio'] < 3
-    assert sp['flops_split']['teacher backbone'] > \
-        dino['flops_split']['teacher backbone']
+    # the tool's split is the hand count of test_teacher_flops_known_answer
+    assert dino['flops_split']['teacher backbone'] == 261_095_424
+    assert sp['flops_split']['teacher backbone'] == 382_205_952
+
+
+def _demo_vit(side: int) -> int:
+    """Forward FLOPs of the demo ViT (96-d, 4 blocks, FFN 384, patch 8, no
+    [CLS]) on one ``side``-pixel crop, as torch's counter counts them: 2
+    per multiply-add of the patch convolution, the qkv / projection / FFN
+    matmuls (12 C^2 per token) and the attention (QK^T and AV: 2 N^2 C)."""
+    c, layers, p = 96, 4, 8
+    n = (side // p)**2
+    block = 2 * (12 * c * c * n + 2 * n * n * c)
+    return layers * block + 2 * n * c * 3 * p * p
+
+
+@pytest.mark.parametrize('no_patch', [False, True], ids=['selfpatch', 'dino'])
+def test_teacher_flops_known_answer(no_patch):
+    """The counted teacher FLOPs are the ViT's by hand: SelfPatch's teacher
+    sees all 6 crops, DINO's only the 2 global ones (no gradients: forward
+    FLOPs only), batch 2."""
+    from selfpatch_mm.utils.benchmark import (build_step, step_flops,
+                                              synthetic_batch, train_step)
+    cfg = Config.fromfile(str(DEMO))
+    torch.manual_seed(0)
+    model, optim_wrapper = build_step(cfg, no_patch=no_patch)
+    data = synthetic_batch(crop_sizes(cfg), 2, False)
+    _, split = step_flops(model, optim_wrapper, data, train_step)
+    expected = 2 * 2 * _demo_vit(64) + (0 if no_patch else
+                                        2 * 4 * _demo_vit(32))
+    assert split['teacher backbone'] == expected
+    assert expected == (261_095_424 if no_patch else 382_205_952)
