@@ -93,16 +93,37 @@ def test_perfect_masks_score_one(davis):
     assert 'J&F-Mean' in format_davis_table(summary)
 
 
-def test_shifted_masks_score_lower(davis, tmp_path):
+def _disk_iou(shift: int) -> float:
+    """Mean IoU of the disk (object 2) and its shifted copy over the scored
+    frames 1..4 (DAVIS leaves out the first and the last frame)."""
+    ious = []
+    for t in range(1, 5):
+        a = object_labels(64, 128, t) == 2
+        b = object_labels(64, 128, t, shift) == 2
+        ious.append((a & b).sum() / (a | b).sum())
+    return float(np.mean(ious))
+
+
+def test_shifted_masks_known_scores(davis, tmp_path):
+    """Known answers: the 21x21 square shifted by d pixels has
+    J = 21 (21 - d) / (21 (21 + d)); a 1-pixel shift lies within the
+    boundary tolerance (ceil(0.008 * diagonal) = 2 pixels on 128x64), so F
+    is exactly 1, an 8-pixel one does not."""
     ann = str(davis / 'Annotations' / '480p')
     small = summarize_davis(
         evaluate_davis(ann, str(_write_results(tmp_path / 'a', 1)), ['cars']))
     big = summarize_davis(
         evaluate_davis(ann, str(_write_results(tmp_path / 'b', 8)), ['cars']))
-    assert 0.8 < small['J&F-Mean'] < 1.0
-    assert big['J&F-Mean'] < 0.5
-    assert big['J-Mean'] < small['J-Mean'] and \
-        big['F-Mean'] < small['F-Mean']
+    (sq1, j1, f1), (disk1, j2, f2) = small['per_object']
+    assert (sq1, disk1) == ('cars_1', 'cars_2')
+    assert j1 == pytest.approx(20 / 22) and f1 == 1.0
+    assert j2 == pytest.approx(_disk_iou(1)) and f2 == 1.0
+    assert small['F-Mean'] == 1.0
+    assert small['J&F-Mean'] == pytest.approx((20 / 22 + _disk_iou(1)) / 4 +
+                                              0.5)
+    (_, j1, f1), (_, j2, f2) = big['per_object']
+    assert j1 == pytest.approx(13 / 29) and j2 == pytest.approx(_disk_iou(8))
+    assert f1 < 1.0 and f2 < 1.0
 
 
 def test_missing_or_bad_results_are_reported(davis, tmp_path):

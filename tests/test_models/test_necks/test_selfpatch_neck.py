@@ -49,11 +49,23 @@ def test_student_patches_are_normalised_inputs():
 
 
 def test_non_square_grid_and_valid_border():
-    neck = _neck(border='valid')
+    """On a 4x7 grid, a neighbour planted as a scaled copy of patch (1, 3)
+    is its first positive, and that patch's summary is the official block
+    over exactly its positives."""
+    neck = _neck(border='valid', num_blocks=1)
+    torch.manual_seed(1)
     x = torch.randn(2, 4 * 7, 32)
+    target, planted = 1 * 7 + 3, 2 * 7 + 4  # (1, 3) and its (2, 4)
+    x[:, planted] = 3 * x[:, target]  # cosine similarity exactly 1
     cls, patches = neck(_featmap(x, (4, 7)), with_neighbours=True)
     assert cls.shape == (2, 32) and patches.shape == (2, 28, 32)
-    assert torch.isfinite(patches).all()
+    idx, valid = neck.positives(x, (4, 7))
+    assert idx[:, target, 0].tolist() == [planted, planted]
+    assert bool(valid[:, target].all())  # an inner patch: all k in the grid
+    ref = official_block(neck.blocks[0], x[:1, idx[0, target]],
+                         neck.cls_token)
+    torch.testing.assert_close(patches[0, target], neck.norm(ref)[0, 0],
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_valid_border_ignores_masked_positives():
