@@ -44,6 +44,9 @@ train_dataloader = dict(
     drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
+    # numpy-driven crops change every epoch also without persistent
+    # workers (mmengine's default re-seeds them identically each epoch)
+    worker_init_fn=dict(type='torch_seeded_worker_init'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
