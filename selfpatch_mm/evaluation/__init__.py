@@ -6,7 +6,9 @@ from .davis_metrics import (boundary_f_measure, boundary_map, db_statistics,
                             evaluate_davis, evaluate_sequence,
                             format_davis_table, read_label, region_similarity,
                             summarize_davis, write_davis_csv)
-from .davis_propagation import segment_davis, segment_sequence
+from .davis_propagation import (build_frame_loader, iter_frames,
+                                read_sequences, segment_davis,
+                                segment_sequence)
 from .knn import (KNN_PIPELINE, build_knn_dataloader, extract_features,
                   knn_classify, knn_classify_multi, knn_pipeline)
 from .label_propagation import (davis_frame_size, list_frames,
@@ -22,7 +24,8 @@ __all__ = [
     'boundary_f_measure', 'boundary_map', 'evaluate_davis',
     'evaluate_sequence', 'format_davis_table', 'read_label',
     'region_similarity', 'summarize_davis', 'db_statistics',
-    'write_davis_csv', 'segment_davis', 'segment_sequence', 'KNN_PIPELINE',
+    'write_davis_csv', 'build_frame_loader', 'iter_frames', 'read_sequences',
+    'segment_davis', 'segment_sequence', 'KNN_PIPELINE',
     'build_knn_dataloader',
     'extract_features', 'knn_classify', 'knn_classify_multi', 'knn_pipeline',
     'davis_frame_size', 'list_frames',

@@ -6,29 +6,97 @@ process or in several (``nproc``), for the SelfPatch
 Each worker process loads the model once and segments whole sequences;
 sequences are independent, so the written PNGs do not depend on ``nproc``
 beyond floating-point reduction order (each worker uses
-``cpu_count // nproc`` threads).
+``cpu_count // nproc`` threads). The frames of a sequence are an mmpretrain
+``CustomDataset`` read by ``Runner.build_dataloader`` (mmcv's OpenCV decode
+and bilinear resize: the pixels of ``cv2.imread`` + ``cv2.resize``).
 """
 import multiprocessing
 import os
 import os.path as osp
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import cv2
 import torch
 
-from .davis_metrics import read_label
-from .label_propagation import list_frames, read_palette, segment_video
+import numpy as np
 
-__all__ = ['segment_sequence', 'segment_davis']
+from .davis_metrics import read_label
+from .label_propagation import (davis_frame_size, list_frames, read_palette,
+                                segment_video)
+
+__all__ = ['build_frame_loader', 'iter_frames', 'read_sequences',
+           'segment_sequence', 'segment_davis']
 
 #: The worker process's model and propagation settings (set once by
 #: :func:`_init_worker`).
 _WORKER: Dict[str, object] = {}
 
 
+def read_sequences(data_root: str, split: str = 'val') -> List[str]:
+    """Sequence names of ``<data_root>/ImageSets/2017/<split>.txt``.
+
+    Raises:
+        FileNotFoundError: If the split file is missing.
+        ValueError: If it lists no sequence.
+    """
+    path = osp.join(data_root, 'ImageSets', '2017', f'{split}.txt')
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{path} does not exist: --data-root must be a DAVIS-2017 folder '
+            'with ImageSets/2017/<split>.txt, JPEGImages/480p and '
+            'Annotations/480p.')
+    with open(path) as f:
+        seqs = [line.strip() for line in f if line.strip()]
+    if not seqs:
+        raise ValueError(f'{path} lists no sequence.')
+    return seqs
+
+
+def build_frame_loader(frame_dir: str, size: Tuple[int, int],
+                       num_workers: int = 0):
+    """The sorted ``*.jpg`` frames of a sequence folder, resized to ``size``.
+
+    Args:
+        frame_dir (str): ``JPEGImages/480p/<seq>``.
+        size (tuple[int, int]): ``(H, W)`` of :func:`davis_frame_size`.
+        num_workers (int): Loading processes (0 inside a ``nproc`` worker:
+            pool workers may not start processes).
+
+    Returns:
+        torch.utils.data.DataLoader: Batches of one frame in order,
+        ``pseudo_collate``d (``img_path`` and BGR uint8 ``img`` lists).
+    """
+    import mmpretrain.datasets  # noqa: F401  (registers the dataset)
+    from mmengine.runner import Runner
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(size[1], size[0]), keep_ratio=False),
+    ]
+    return Runner.build_dataloader(
+        dict(
+            batch_size=1,
+            num_workers=num_workers,
+            persistent_workers=False,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='pseudo_collate'),
+            dataset=dict(
+                type='mmpretrain.CustomDataset',
+                data_prefix=frame_dir,
+                with_label=False,
+                extensions=('.jpg', ),
+                pipeline=pipeline)))
+
+
+def iter_frames(loader) -> Iterator[Tuple[str, np.ndarray]]:
+    """``(path, image)`` pairs of a :func:`build_frame_loader` loader."""
+    for batch in loader:  # pseudo_collate: a dict of per-key lists
+        yield from zip(batch['img_path'], batch['img'])
+
+
 def segment_sequence(seq: str, img_root: str, ann_root: str, out_root: str,
                      model, on_frame: Optional[Callable[[], None]] = None,
-                     **kwargs) -> int:
+                     num_workers: int = 0, **kwargs) -> int:
     """Propagate the first annotation of one sequence through its frames.
 
     Args:
@@ -39,25 +107,33 @@ def segment_sequence(seq: str, img_root: str, ann_root: str, out_root: str,
         out_root (str): Results go to ``<out_root>/<seq>/<frame>.png``.
         model (PretrainedSelfPatch): Feature extractor.
         on_frame (Callable, optional): Called after each frame.
+        num_workers (int): Frame-loading processes.
         **kwargs: Options of :func:`segment_video` (``resolution``,
             ``n_last_frames``, ...).
 
     Returns:
         int: The number of frames written.
     """
-    frames = list_frames(osp.join(img_root, seq))
+    frame_dir = osp.join(img_root, seq)
+    frames = list_frames(frame_dir)
     first_ann = osp.join(
         ann_root, seq,
         osp.splitext(osp.basename(frames[0]))[0] + '.png')
+    first_label = read_label(first_ann)
+    # The resize follows the first annotation's size: loader built after it.
+    size = davis_frame_size(*first_label.shape,
+                            kwargs.get('resolution', 480),
+                            kwargs.get('long_side_multiple', 64))
+    loader = build_frame_loader(frame_dir, size, num_workers)
     seq_out = osp.join(out_root, seq)
     os.makedirs(seq_out, exist_ok=True)
 
     def extract(img):
         return model.featmap(model.preprocess(img))[0]
 
-    segment_video(frames, read_label(first_ann), extract, model.patch_size,
-                  seq_out, read_palette(first_ann), on_frame=on_frame,
-                  **kwargs)
+    segment_video(iter_frames(loader), first_label, extract,
+                  model.patch_size, seq_out, read_palette(first_ann),
+                  on_frame=on_frame, **kwargs)
     return len(frames)
 
 
@@ -88,6 +164,7 @@ def segment_davis(seqs: Sequence[str],
                   model_args: Tuple,
                   nproc: int = 1,
                   on_frames: Optional[Callable[[int], None]] = None,
+                  num_workers: int = 0,
                   **seg_kwargs) -> None:
     """Segment every sequence, ``nproc`` sequences at a time.
 
@@ -105,6 +182,8 @@ def segment_davis(seqs: Sequence[str],
         on_frames (Callable, optional): Called with a number of finished
             frames (after each frame with one process, after each sequence
             with several).
+        num_workers (int): Frame-loading processes with ``nproc=1`` (the
+            ``nproc`` workers load in-process: pool workers are daemons).
         **seg_kwargs: Options of :func:`segment_video`.
     """
     jobs = [(seq, img_root, ann_root, out_root) for seq in seqs]
@@ -114,7 +193,8 @@ def segment_davis(seqs: Sequence[str],
         model = load_pretrained_selfpatch(*model_args)
         step = None if on_frames is None else (lambda: on_frames(1))
         for job in jobs:
-            segment_sequence(*job, model, on_frame=step, **seg_kwargs)
+            segment_sequence(*job, model, on_frame=step,
+                             num_workers=num_workers, **seg_kwargs)
         return
     threads = max(1, (os.cpu_count() or 1) // nproc)
     ctx = multiprocessing.get_context('spawn')

@@ -20,7 +20,7 @@ DAVIS-2017 evaluation (``eval_video_segmentation.py``, after UVC):
 import os.path as osp
 from collections import deque
 from glob import glob
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -173,8 +173,14 @@ def _read_frame(path: str) -> np.ndarray:
     return img
 
 
+#: A frame as :func:`segment_video` takes it: a JPEG path, or a path with
+#: its BGR image already resized to :func:`davis_frame_size` (as the frame
+#: loader of :mod:`.davis_propagation` gives it).
+Frame = Union[str, Tuple[str, np.ndarray]]
+
+
 @torch.no_grad()
-def segment_video(frame_paths: List[str],
+def segment_video(frames: Iterable[Frame],
                   first_label: np.ndarray,
                   extract: Callable[[np.ndarray], torch.Tensor],
                   patch_size: int,
@@ -192,7 +198,9 @@ def segment_video(frame_paths: List[str],
     given annotation).
 
     Args:
-        frame_paths (list[str]): Sorted JPEG frames.
+        frames (Iterable): The sorted frames (see :data:`Frame`): paths, read
+            and resized here with OpenCV, or ``(path, image)`` pairs
+            resized by a dataloader with the same OpenCV bilinear resize.
         first_label (np.ndarray): ``(H, W)`` object ids of the first frame.
         extract (Callable): ``(h, w, 3)`` uint8 BGR frame (sides multiples of
             the patch size) to ``(C, h/p, w/p)`` features.
@@ -209,16 +217,17 @@ def segment_video(frame_paths: List[str],
     """
     ori_h, ori_w = first_label.shape
     th, tw = davis_frame_size(ori_h, ori_w, resolution, long_side_multiple)
+    frames = iter(frames)
+    first_path, first_img = _resized(next(frames), (th, tw))
     # The official ViT drops the rows/columns its patch grid does not cover:
     # crop them, so any size works with our strict backbone.
     gh, gw = th // patch_size, tw // patch_size
     if gh == 0 or gw == 0:
-        raise ValueError(f'Frames of {frame_paths[0]} resize to {tw}x{th}, '
+        raise ValueError(f'Frames of {first_path} resize to {tw}x{th}, '
                          f'smaller than one {patch_size}px patch.')
     num_classes = int(first_label[first_label != 255].max(initial=0)) + 1
 
-    def features(path: str) -> torch.Tensor:
-        img = cv2.resize(_read_frame(path), (tw, th))
+    def features(img: np.ndarray) -> torch.Tensor:
         img = img[:gh * patch_size, :gw * patch_size]
         feat = extract(img)
         return F.normalize(feat.flatten(1).T.float(), dim=1)  # (N, C)
@@ -230,18 +239,19 @@ def segment_video(frame_paths: List[str],
                                                            Image.NEAREST))
     first_seg = F.one_hot(
         torch.from_numpy(small).long().flatten(), num_classes).T.float()
-    first_feat = features(frame_paths[0])
+    first_feat = features(first_img)
     first_seg = first_seg.to(first_feat.device)
     write_indexed_png(
-        osp.join(out_dir, _png_name(frame_paths[0])), first_label, palette)
+        osp.join(out_dir, _png_name(first_path)), first_label, palette)
     if on_frame is not None:
         on_frame()
     mask = neighbourhood_mask((gh, gw), size_mask_neighborhood,
                               first_feat.device) \
         if size_mask_neighborhood > 0 else None
     context = deque(maxlen=n_last_frames)
-    for path in frame_paths[1:]:
-        feat = features(path)
+    for frame in frames:
+        path, img = _resized(frame, (th, tw))
+        feat = features(img)
         feats = torch.stack([first_feat] + [c[0] for c in context])
         segs = torch.stack([first_seg] + [c[1] for c in context])
         seg = propagate_labels(feat, feats, segs, topk, mask)
@@ -258,6 +268,17 @@ def segment_video(frame_paths: List[str],
         write_indexed_png(osp.join(out_dir, _png_name(path)), pred, palette)
         if on_frame is not None:
             on_frame()
+
+
+def _resized(frame: Frame, size: Tuple[int, int]) -> Tuple[str, np.ndarray]:
+    """``(path, image)`` of a frame at ``size`` ``(H, W)``."""
+    if isinstance(frame, str):
+        return frame, cv2.resize(_read_frame(frame), size[::-1])
+    path, img = frame
+    if img.shape[:2] != tuple(size):
+        raise ValueError(f'Frame {path} is {img.shape[1]}x{img.shape[0]}, '
+                         f'expected {size[1]}x{size[0]} (davis_frame_size).')
+    return path, img
 
 
 def _png_name(frame_path: str) -> str:

@@ -337,3 +337,20 @@ def test_worker_load_error_is_reported(tmp_path):
     finally:
         davis_propagation._WORKER.clear()
         cv2.setNumThreads(cv2_threads)
+
+
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_frame_loader_gives_the_opencv_frames(davis, num_workers):
+    """The Runner-built frame loader (mmpretrain CustomDataset, mmcv decode
+    and resize) gives exactly the pixels of cv2.imread + cv2.resize, in
+    frame order, so J&F does not change."""
+    import cv2
+
+    from selfpatch_mm.evaluation import build_frame_loader, iter_frames
+    seq_dir = str(davis / 'JPEGImages' / '480p' / 'cars')
+    frames = list(iter_frames(build_frame_loader(seq_dir, (64, 96),
+                                                 num_workers)))
+    assert [p for p, _ in frames] == list_frames(seq_dir)
+    for path, img in frames:
+        ref = cv2.resize(cv2.imread(path, cv2.IMREAD_COLOR), (96, 64))
+        assert img.dtype == np.uint8 and np.array_equal(img, ref), path

@@ -25,8 +25,8 @@ from mmengine.utils import ProgressBar
 
 from selfpatch_mm.evaluation import (add_pretrained_args, evaluate_davis,
                                      format_davis_table, list_frames,
-                                     segment_davis, summarize_davis,
-                                     write_davis_csv)
+                                     read_sequences, segment_davis,
+                                     summarize_davis, write_davis_csv)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -80,31 +80,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='sequences propagated (one model copy per process) and '
         'scored in parallel')
     parser.add_argument(
+        '--num-workers',
+        type=int,
+        default=2,
+        help='frame-loading processes of the dataloader (with --nproc 1; '
+        'the --nproc workers load in-process)')
+    parser.add_argument(
         '--eval-only',
         action='store_true',
         help='only score the PNGs already in --out-dir')
     args = parser.parse_args(argv)
     if args.n_last_frames < 0 or args.topk < 1 or \
             args.size_mask_neighborhood < 0 or args.resolution < 1 or \
-            args.nproc < 1:
-        parser.error('--n-last-frames and --size-mask-neighborhood must be '
-                     '>= 0, --topk, --resolution and --nproc >= 1.')
+            args.nproc < 1 or args.num_workers < 0:
+        parser.error('--n-last-frames, --size-mask-neighborhood and '
+                     '--num-workers must be >= 0, --topk, --resolution and '
+                     '--nproc >= 1.')
     return args
-
-
-def read_sequences(data_root: str, split: str = 'val') -> List[str]:
-    """Sequence names of ``ImageSets/2017/<split>.txt``."""
-    path = osp.join(data_root, 'ImageSets', '2017', f'{split}.txt')
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'{path} does not exist: --data-root must be a DAVIS-2017 folder '
-            'with ImageSets/2017/<split>.txt, JPEGImages/480p and '
-            'Annotations/480p.')
-    with open(path) as f:
-        seqs = [line.strip() for line in f if line.strip()]
-    if not seqs:
-        raise ValueError(f'{path} lists no sequence.')
-    return seqs
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -128,6 +120,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             (args.config, args.checkpoint, args.key, args.device),
             nproc=args.nproc,
             on_frames=lambda n: progress.update(n),
+            num_workers=args.num_workers,
             resolution=args.resolution,
             n_last_frames=args.n_last_frames,
             size_mask_neighborhood=args.size_mask_neighborhood,
