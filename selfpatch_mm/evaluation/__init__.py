@@ -9,6 +9,7 @@ from .davis_metrics import (boundary_f_measure, boundary_map, db_statistics,
 from .davis_propagation import (build_frame_loader, iter_frames,
                                 read_sequences, segment_davis,
                                 segment_sequence)
+from .image_loader import build_image_loader, iter_images, list_images
 from .knn import (KNN_PIPELINE, build_knn_dataloader, extract_features,
                   knn_classify, knn_classify_multi, knn_pipeline)
 from .label_propagation import (davis_frame_size, list_frames,
@@ -26,7 +27,7 @@ __all__ = [
     'region_similarity', 'summarize_davis', 'db_statistics',
     'write_davis_csv', 'build_frame_loader', 'iter_frames', 'read_sequences',
     'segment_davis', 'segment_sequence', 'KNN_PIPELINE',
-    'build_knn_dataloader',
+    'build_knn_dataloader', 'build_image_loader', 'iter_images', 'list_images',
     'extract_features', 'knn_classify', 'knn_classify_multi', 'knn_pipeline',
     'davis_frame_size', 'list_frames',
     'neighbourhood_mask', 'normalize_label_maps', 'propagate_labels',

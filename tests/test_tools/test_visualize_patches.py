@@ -98,3 +98,23 @@ def test_tool_writes_pictures(checkpoint, tmp_path):
         picture = cv2.imread(str(out / name))
         assert picture is not None, name
         assert picture.shape[:2] == size, name
+
+
+def test_image_loader_reads_a_folder_as_opencv(tmp_path):
+    """The Runner-built loader of the picture tool lists a folder in order
+    and gives the pixels of cv2.imread."""
+    from selfpatch_mm.evaluation import (build_image_loader, iter_images,
+                                         list_images)
+    (tmp_path / 'imgs' / 'sub').mkdir(parents=True)
+    paths = [tmp_path / 'imgs' / 'b.png', tmp_path / 'imgs' / 'sub' / 'a.jpg']
+    for i, p in enumerate(paths):
+        cv2.imwrite(str(p), _image(20 + i, 30))
+    (tmp_path / 'imgs' / 'notes.txt').write_text('not an image')
+    listed = list_images(str(tmp_path / 'imgs'), str(tmp_path / 'l.txt'))
+    assert listed == [str(p) for p in paths]
+    got = list(iter_images(build_image_loader(str(tmp_path / 'l.txt'))))
+    assert [p for p, _ in got] == listed
+    for path, img in got:
+        assert np.array_equal(img, cv2.imread(path, cv2.IMREAD_COLOR))
+    with pytest.raises(FileNotFoundError, match='No image'):
+        list_images(str(tmp_path / 'missing.jpg'), str(tmp_path / 'm.txt'))

@@ -2,7 +2,8 @@
 """Draw SelfPatch positives, attention maps and a PCA of patch features.
 
 Writes ``positives.png``, ``aggregation_attention.png``,
-``last_block_attention.png`` and ``pca.png`` into ``--out-dir``; see
+``last_block_attention.png`` and ``pca.png`` into ``--out-dir`` (for a
+folder of images: into ``--out-dir/<image name>/``); see
 :mod:`selfpatch_mm.evaluation.patch_visualization` for what they show.
 SelfPatch: https://arxiv.org/abs/2201.06857.
 
@@ -14,11 +15,11 @@ Example::
         --out-dir work_dirs/patch_pictures --size 96
 """
 import argparse
+import os.path as osp
 from typing import List, Optional
 
-import cv2
-
-from selfpatch_mm.evaluation import (add_pretrained_args,
+from selfpatch_mm.evaluation import (add_pretrained_args, build_image_loader,
+                                     iter_images, list_images,
                                      load_pretrained_selfpatch,
                                      visualize_patches)
 
@@ -28,7 +29,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Pictures of SelfPatch positives, attention and PCA')
     add_pretrained_args(parser)
-    parser.add_argument('image', help='input image (any size)')
+    parser.add_argument(
+        'image', help='input image (any size), or a folder of images')
     parser.add_argument('--out-dir', required=True, help='output folder')
     parser.add_argument(
         '--size',
@@ -47,6 +49,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=None,
         help='integer display enlargement (default: short '
         'side >= 224 pixels)')
+    parser.add_argument(
+        '--num-workers', type=int, default=0, help='image-loading processes')
     args = parser.parse_args(argv)
     if args.size < 1 or args.queries < 1 or (args.scale is not None
                                              and args.scale < 1):
@@ -55,22 +59,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
-    """Write the pictures; returns :func:`visualize_patches`'s output."""
+    """Write the pictures; returns :func:`visualize_patches`'s output (of
+    the last image)."""
     args = parse_args(argv)
-    img = cv2.imread(args.image, cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(
-            f'Cannot read image {args.image} (missing or not an image).')
+    list_file = osp.join(args.out_dir, 'images.txt')
+    several = len(list_images(args.image, list_file)) > 1
     model = load_pretrained_selfpatch(args.config, args.checkpoint, args.key,
                                       args.device)
-    result = visualize_patches(model, img, args.out_dir, args.size,
-                               args.queries, args.scale)
-    print(f'patch grid {result["hw"][0]}x{result["hw"][1]}, display scale '
-          f'{result["scale"]}')
-    for q, pos in result['positives'].items():
-        print(f'query patch {q}: positives {pos}')
-    for path in result['files']:
-        print(f'wrote {path}')
+    for path, img in iter_images(build_image_loader(list_file,
+                                                    args.num_workers)):
+        out_dir = osp.join(args.out_dir, osp.splitext(osp.basename(path))[0]) \
+            if several else args.out_dir
+        result = visualize_patches(model, img, out_dir, args.size,
+                                   args.queries, args.scale)
+        print(f'{path}: patch grid {result["hw"][0]}x{result["hw"][1]}, '
+              f'display scale {result["scale"]}')
+        for q, pos in result['positives'].items():
+            print(f'query patch {q}: positives {pos}')
+        for out in result['files']:
+            print(f'wrote {out}')
     return result
 
 
