@@ -13,8 +13,10 @@ SHELL_SCRIPTS = [
     'tools/install.sh',
     'tools/dist_train.sh',
     'tools/dist_test.sh',
+    'tools/dist_run.sh',
     'tools/slurm_train.sh',
     'tools/slurm_test.sh',
+    'tools/slurm_run.sh',
 ]
 
 
