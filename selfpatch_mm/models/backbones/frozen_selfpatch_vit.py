@@ -27,7 +27,8 @@ class FrozenSelfPatchViT(SelfPatchDenseViT):
     teacher of a ``tools/train.py`` checkpoint by default, backbone-only and
     official files too), but has no resampling pyramid: the tokens after
     each block of ``out_indices`` come out as ``(B, C, H/p, W/p)`` maps, so a
-    decode head can concatenate any number of layers.
+    decode head can concatenate any number of layers. The ViT needs at
+    least 4 blocks (the parent's pyramid is built, then dropped).
 
     Every parameter has ``requires_grad=False`` and the module is always in
     eval mode (no drop path, no dropout), so training a head on top leaves
@@ -56,18 +57,27 @@ class FrozenSelfPatchViT(SelfPatchDenseViT):
             if key in kwargs:
                 raise TypeError(f'FrozenSelfPatchViT: {key} has no meaning '
                                 'for a frozen backbone without a pyramid.')
-        # SelfPatchDenseViT.__init__ builds the 4-map pyramid this probe
-        # must not have; its loading methods only need a SelfPatchViT.
-        SelfPatchViT.__init__(
-            self,
+        # The parent builds (and validates) everything its loading and
+        # position-embedding code relies on; its 4-map pyramid, built here
+        # for 4 placeholder blocks, is then removed: the probe reads the
+        # plain token maps of ``out_indices``.
+        super().__init__(
             arch=arch,
             img_size=img_size,
             patch_size=patch_size,
-            out_indices=list(out_indices),
+            out_indices=(0, 1, 2, 3),
             drop_path_rate=0.0,
+            norm_cfg=dict(type='BN'),
             init_cfg=init_cfg,
             **kwargs)
-        self.dense_frozen_stages = -1  # read by the parent's helpers
+        for i in range(1, 5):
+            delattr(self, f'fpn{i}')
+        indices = [i + self.num_layers if i < 0 else i for i in out_indices]
+        if not indices or any(i < 0 or i >= self.num_layers
+                              for i in indices):
+            raise ValueError(f'out_indices {tuple(out_indices)} must name '
+                             f'blocks of a {self.num_layers}-block ViT.')
+        self.out_indices = indices
         self.requires_grad_(False)
         super().train(False)
 
@@ -92,4 +102,5 @@ class FrozenSelfPatchViT(SelfPatchDenseViT):
             tuple[Tensor]: One ``(B, C, H/p, W/p)`` map per ``out_indices``.
         """
         with torch.no_grad():
+            # the plain ViT forward: the parent's would run its pyramid
             return SelfPatchViT.forward(self, x)
