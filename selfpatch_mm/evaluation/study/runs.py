@@ -1,0 +1,269 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+"""Pretraining arms of the study, run through ``tools/train.py``.
+
+Every arm starts from one of the package's pretraining configs and gets the
+same shrink (backbone, crops, batch, optimizer, schedule) from
+:class:`PretrainSettings`, so the arms differ only in what their config
+says about the method. The generated child config is a plain dump that
+``tools/train.py`` runs as any other config.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+__all__ = [
+    'REPO_ROOT', 'PretrainSettings', 'Arm', 'default_arms',
+    'make_pretrain_config', 'run_pretraining', 'run_tool', 'loop_seconds',
+    'save_random_init'
+]
+
+REPO_ROOT = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+_CONFIGS = osp.join(REPO_ROOT, 'configs', 'selfpatch')
+
+
+@dataclass
+class PretrainSettings:
+    """The shrink every arm gets (same backbone, crops, batch, steps).
+
+    Attributes:
+        embed_dims (int): ViT width.
+        num_layers (int): ViT depth.
+        num_heads (int): Attention heads.
+        patch_size (int): Patch size.
+        global_crop (int): Global crop size (also the stored pos-embed grid).
+        local_crop (int): Local crop size.
+        num_local_crops (int): Local crops per image.
+        batch_size (int): Images per step.
+        epochs (int): Passes over the training scenes (drop_last, so every
+            arm makes the same number of optimizer steps).
+        lr (float): AdamW peak learning rate (no auto scaling).
+        warmup_epochs (int): Linear warm-up.
+        out_channels (int): DINO head prototypes.
+        patch_out_channels (int): SelfPatch patch-head prototypes.
+        teacher_momentum (float): Starting EMA momentum (cosine to 1).
+    """
+    embed_dims: int = 96
+    num_layers: int = 4
+    num_heads: int = 3
+    patch_size: int = 8
+    global_crop: int = 64
+    local_crop: int = 32
+    num_local_crops: int = 4
+    batch_size: int = 32
+    epochs: int = 10
+    lr: float = 1e-3
+    warmup_epochs: int = 1
+    out_channels: int = 1024
+    patch_out_channels: int = 256
+    teacher_momentum: float = 0.99
+
+
+@dataclass
+class Arm:
+    """One row of the study.
+
+    Attributes:
+        name (str): Row name.
+        config (str | None): Pretraining config; None for random init.
+        equal_wall_of (str, optional): Gets as many epochs as fit in the
+            wall time this arm's run took (``name`` of the SelfPatch arm);
+            ``steps_of`` names the arm whose per-epoch time is used.
+        steps_of (str, optional): See ``equal_wall_of``.
+    """
+    name: str
+    config: Optional[str]
+    equal_wall_of: Optional[str] = None
+    steps_of: Optional[str] = None
+
+
+def _first(patterns: List[str]) -> Optional[str]:
+    for pattern in patterns:
+        found = sorted(glob.glob(osp.join(_CONFIGS, pattern)))
+        if found:
+            return found[0]
+    return None
+
+
+def default_arms() -> List[Arm]:
+    """SelfPatch, the no-patch-loss ablation, DINO with its own [CLS] token
+    (when its config has landed), DINO with SelfPatch's wall time, and
+    random init."""
+    selfpatch = osp.join(_CONFIGS,
+                         'selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py')
+    ablation = _first(['*no-patch-loss*.py',
+                       'dino_vit-small-p16_8xb128-coslr-300e_in1k.py'])
+    dino_cls = _first(['dino*cls*.py', 'dino*with-cls*.py'])
+    arms = [Arm('selfpatch', selfpatch)]
+    if dino_cls:
+        arms.append(Arm('dino', dino_cls))
+    arms.append(Arm('dino_no_patch_loss', ablation))
+    base = 'dino' if dino_cls else 'dino_no_patch_loss'
+    arms.append(
+        Arm(f'{base}_equal_wall', arms[-1 if not dino_cls else 1].config,
+            equal_wall_of='selfpatch', steps_of=base))
+    arms.append(Arm('random_init', None))
+    return arms
+
+
+def _shrink_head(head: dict, dims: int, out: int) -> None:
+    head.update(in_channels=dims, out_channels=out,
+                hidden_channels=max(4 * dims, 128),
+                bottleneck_channels=max(dims // 2, 32))
+    if isinstance(head.get('loss'), dict) and 'out_channels' in head.loss:
+        head.loss.out_channels = out
+
+
+def make_pretrain_config(base: str, path: str, s: PretrainSettings,
+                         data_root: str, seed: int, epochs: int) -> str:
+    """Write the shrunk child config of ``base`` to ``path``."""
+    from mmengine.config import Config, ConfigDict
+    cfg = Config.fromfile(base)
+    m = cfg.model
+    m.backbone.arch = dict(
+        embed_dims=s.embed_dims, num_layers=s.num_layers,
+        num_heads=s.num_heads, feedforward_channels=4 * s.embed_dims)
+    m.backbone.update(img_size=s.global_crop, patch_size=s.patch_size)
+    if m.get('neck'):
+        m.neck.in_channels = s.embed_dims
+        if 'num_heads' in m.neck:
+            m.neck.num_heads = s.num_heads
+    _shrink_head(m.head, s.embed_dims, s.out_channels)
+    if m.get('patch_head'):
+        _shrink_head(m.patch_head, s.embed_dims, s.patch_out_channels)
+    loader = cfg.train_dataloader
+    loader.update(batch_size=s.batch_size, num_workers=0, drop_last=True,
+                  persistent_workers=False, pin_memory=False,
+                  prefetch_factor=None)
+    loader.dataset.data_root = data_root
+    for t in loader.dataset.pipeline:
+        if t.get('type') == 'DINOMultiCrop':
+            t.update(global_crop_size=s.global_crop,
+                     local_crop_size=s.local_crop,
+                     num_local_crops=s.num_local_crops)
+    cfg.train_cfg = ConfigDict(type='EpochBasedTrainLoop', max_epochs=epochs)
+    warm = min(s.warmup_epochs, max(epochs - 1, 0))
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0,
+             end=max(warm, 1), convert_to_iter_based=True),
+        dict(type='CosineAnnealingLR', T_max=max(epochs - warm, 1),
+             eta_min=1e-6, by_epoch=True, begin=warm, end=epochs,
+             convert_to_iter_based=True),
+        dict(type='CosineAnnealingParamScheduler', param_name='weight_decay',
+             eta_min_ratio=10.0, T_max=epochs, by_epoch=True, begin=0,
+             end=epochs, convert_to_iter_based=True),
+    ]
+    cfg.optim_wrapper.optimizer.lr = s.lr
+    cfg.auto_scale_lr = dict(enable=False, base_batch_size=256)
+    for hook in cfg.get('custom_hooks', []):
+        if hook.get('type') == 'TeacherEMAHook':
+            hook.momentum = s.teacher_momentum
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=20)
+    cfg.default_hooks.checkpoint.update(interval=epochs, max_keep_ckpts=1)
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    cfg.dump(path)
+    return path
+
+
+def _env(threads: Optional[int]) -> Dict[str, str]:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = REPO_ROOT + (
+        os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
+    if threads:
+        env['OMP_NUM_THREADS'] = str(threads)
+    return env
+
+
+def run_tool(args: List[str], log: str,
+             threads: Optional[int] = None) -> float:
+    """Run a tool of ``tools/`` with this interpreter; its output goes to
+    ``log``. Returns the wall time in seconds.
+
+    Raises:
+        RuntimeError: With the log's tail when the tool fails.
+    """
+    os.makedirs(osp.dirname(log), exist_ok=True)
+    start = time.perf_counter()
+    with open(log, 'w') as f:
+        proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT,
+                              env=_env(threads), stdout=f,
+                              stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        with open(log) as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f'{args[0]} failed ({proc.returncode}); log '
+                           f'{log}:\n{tail}')
+    return wall
+
+
+def loop_seconds(log: str) -> Optional[float]:
+    """Seconds of the training loop itself (first to last log line after
+    the Runner is built), without the interpreter and model start-up that
+    every arm pays alike."""
+    stamp = re.compile(r'^(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) - mmengine')
+    times, started = [], False
+    with open(log) as f:
+        for line in f:
+            started = started or 'Checkpoints will be saved to' in line
+            hit = stamp.match(line)
+            if started and hit:
+                d, h, mi, sec = (int(x) for x in hit.groups()[1:])
+                times.append(((d * 24 + h) * 60 + mi) * 60 + sec)
+    return float(times[-1] - times[0]) if len(times) > 1 else None
+
+
+def run_pretraining(config: str, work_dir: str, epochs: int,
+                    threads: Optional[int] = None) -> Dict[str, object]:
+    """``tools/train.py config --work-dir work_dir``; skipped when its
+    ``pretrain.json`` exists (resumable study).
+
+    Returns:
+        dict: ``checkpoint``, ``wall_s`` (the whole tool), ``epochs``.
+    """
+    record = osp.join(work_dir, 'pretrain.json')
+    if osp.isfile(record):
+        with open(record) as f:
+            return json.load(f)
+    wall = run_tool([osp.join(REPO_ROOT, 'tools', 'train.py'), config,
+                     '--work-dir', work_dir],
+                    osp.join(work_dir, 'train.log'), threads)
+    info = dict(checkpoint=osp.join(work_dir, f'epoch_{epochs}.pth'),
+                wall_s=wall, train_s=loop_seconds(
+                    osp.join(work_dir, 'train.log')),
+                epochs=epochs, config=config)
+    if not osp.isfile(info['checkpoint']):
+        raise RuntimeError(f'{info["checkpoint"]} was not written.')
+    with open(record, 'w') as f:
+        json.dump(info, f)
+    return info
+
+
+def save_random_init(config: str, path: str, seed: int) -> str:
+    """A ``tools/train.py``-style checkpoint of the untrained model of
+    ``config`` (student and teacher), for the random-init row."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    import selfpatch_mm.models  # noqa: F401  (registers the models)
+    if osp.isfile(path):
+        return path
+    cfg = Config.fromfile(config)
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    model.init_weights()  # also starts the teacher from the student
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    torch.save({'meta': dict(epoch=0, iter=0),
+                'state_dict': model.state_dict()}, path)
+    return path

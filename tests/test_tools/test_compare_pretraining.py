@@ -1,0 +1,89 @@
+"""compare_pretraining.py: the whole study in --quick mode, its report and
+its resumability; the world is deterministic; the paired interval."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOOL = REPO_ROOT / 'tools' / 'analysis_tools' / 'compare_pretraining.py'
+
+
+def _run(out_dir: Path) -> str:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = str(REPO_ROOT) + (
+        os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), '--quick', '--out-dir',
+         str(out_dir)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return proc.stdout
+
+
+def test_quick_study_reports_selfpatch_and_dino(tmp_path: Path) -> None:
+    out_dir = tmp_path / 'study'
+    _run(out_dir)
+    summary = json.loads((out_dir / 'summary.json').read_text())
+    arms = summary['arms']
+    assert 'selfpatch' in arms and 'random_init' in arms
+    dino = [a for a in arms if a.startswith('dino')]
+    assert dino, list(arms)
+    for arm in ['selfpatch', *dino, 'random_init']:
+        for key in ('probe_miou', 'davis_jf', 'knn_top1'):
+            assert 0.0 <= arms[arm][key]['mean'] <= 100.0, (arm, key)
+    assert arms['selfpatch']['pretrain_steps']['mean'] == \
+        arms[dino[0]]['pretrain_steps']['mean'] > 0
+    assert arms['selfpatch']['pretrain_wall_s']['mean'] > 0
+    assert any(a.endswith('equal_wall') for a in dino)
+    assert f'selfpatch - {dino[0]}' in summary['differences']
+    assert summary['meta']['mode'] == 'quick'
+    assert (out_dir / 'summary.md').read_text().startswith('# ')
+    assert (out_dir / 'summary.png').stat().st_size > 1000
+    # the probe went through tools/train.py with the linear config
+    probe = (out_dir / 'runs' / 'selfpatch' / 'seed0' / 'probe.py')
+    assert 'FrozenSelfPatchViT' in probe.read_text()
+
+    # resumable: a second call reruns nothing
+    results = sorted(out_dir.glob('runs/*/seed0/result.json'))
+    stamps = [p.stat().st_mtime_ns for p in results]
+    _run(out_dir)
+    assert [p.stat().st_mtime_ns for p in results] == stamps
+
+
+def test_world_is_deterministic(tmp_path: Path) -> None:
+    import cv2
+
+    from selfpatch_mm.evaluation.study import WorldSpec, generate_world
+    spec = WorldSpec(seed=3, num_train=3, num_val=2, num_clips=1,
+                     clip_len=3, image_size=32)
+    a = generate_world(str(tmp_path / 'a'), spec)
+    b = generate_world(str(tmp_path / 'b'), spec)
+    files = sorted(p.relative_to(tmp_path / 'a')
+                   for p in (tmp_path / 'a').rglob('*.png'))
+    assert len(files) == 3 + 2 + 3
+    for rel in files:
+        assert np.array_equal(
+            cv2.imread(str(tmp_path / 'a' / rel), cv2.IMREAD_UNCHANGED),
+            cv2.imread(str(tmp_path / 'b' / rel), cv2.IMREAD_UNCHANGED))
+    assert a['classes'] == b['classes']
+    seg = cv2.imread(
+        str(next((tmp_path / 'a' / 'ade' / 'annotations').rglob('*.png'))),
+        cv2.IMREAD_UNCHANGED)
+    assert seg.min() >= 1 and seg.max() <= spec.num_classes + 1
+
+
+def test_paired_difference_interval() -> None:
+    from selfpatch_mm.evaluation.study.report import paired_difference
+    d = paired_difference({0: 3.0, 1: 5.0, 2: 4.0}, {0: 1.0, 1: 2.0, 2: 3.0})
+    assert d['mean'] == pytest.approx(2.0)
+    assert d['std'] == pytest.approx(1.0)
+    half = 4.302652729911275 / np.sqrt(3)  # t(0.975, df=2)
+    assert d['ci95'] == pytest.approx([2.0 - half, 2.0 + half])
+    assert paired_difference({0: 1.0}, {0: 0.5})['ci95'] is None
+    assert paired_difference({0: 1.0}, {1: 0.5}) is None
