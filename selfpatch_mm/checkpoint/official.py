@@ -10,7 +10,7 @@
   ``pos_embed``, ``blocks.N``), possibly under ``teacher``/``state_dict``/
   ``model`` and with ``module.``/``backbone.`` prefixes.
 
-Paper: https://arxiv.org/abs/2201.06857.
+Paper: https://arxiv.org/abs/2206.07990.
 """
 import re
 from typing import Any, Dict, List, Optional, Tuple

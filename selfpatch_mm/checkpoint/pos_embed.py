@@ -11,7 +11,10 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ['drop_cls_pos_embed', 'interpolate_pos_embed', 'fit_pos_embed']
+__all__ = [
+    'drop_cls_pos_embed', 'interpolate_pos_embed', 'resize_pos_embed_mmseg',
+    'fit_pos_embed', 'POS_EMBED_RESIZE'
+]
 
 
 def drop_cls_pos_embed(pos_embed: torch.Tensor) -> torch.Tensor:
@@ -25,6 +28,19 @@ def drop_cls_pos_embed(pos_embed: torch.Tensor) -> torch.Tensor:
     if math.isqrt(n)**2 != n and math.isqrt(n - 1)**2 == n - 1:
         return pos_embed[:, 1:]
     return pos_embed
+
+
+def _bicubic(pos_embed: torch.Tensor, src_hw: Tuple[int, int],
+             dst_hw: Tuple[int, int], **interpolate_args) -> torch.Tensor:
+    """``(1, Hs*Ws, C)`` -> ``(1, H*W, C)`` by bicubic ``F.interpolate``
+    (in fp32) with the given ``size``/``scale_factor``."""
+    if tuple(src_hw) == tuple(dst_hw):
+        return pos_embed
+    C = pos_embed.shape[-1]
+    grid = pos_embed.reshape(1, *src_hw, C).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid.float(), mode='bicubic', **interpolate_args)
+    assert tuple(grid.shape[-2:]) == tuple(dst_hw)
+    return grid.permute(0, 2, 3, 1).reshape(1, -1, C).to(pos_embed.dtype)
 
 
 def interpolate_pos_embed(pos_embed: torch.Tensor, src_hw: Tuple[int, int],
@@ -46,21 +62,39 @@ def interpolate_pos_embed(pos_embed: torch.Tensor, src_hw: Tuple[int, int],
     Returns:
         Tensor: ``(1, H*W, C)``.
     """
-    if tuple(src_hw) == tuple(dst_hw):
-        return pos_embed
-    C = pos_embed.shape[-1]
-    grid = pos_embed.reshape(1, *src_hw, C).permute(0, 3, 1, 2)
     scale = ((dst_hw[0] + 0.1) / src_hw[0], (dst_hw[1] + 0.1) / src_hw[1])
-    grid = F.interpolate(
-        grid.float(), scale_factor=scale, mode='bicubic').to(pos_embed.dtype)
-    assert tuple(grid.shape[-2:]) == tuple(dst_hw)
-    return grid.permute(0, 2, 3, 1).reshape(1, -1, C)
+    return _bicubic(pos_embed, src_hw, dst_hw, scale_factor=scale)
+
+
+def resize_pos_embed_mmseg(pos_embed: torch.Tensor, src_hw: Tuple[int, int],
+                           dst_hw: Tuple[int, int]) -> torch.Tensor:
+    """Resize patch position embeddings as the official *segmentation* code
+    does.
+
+    alinlab/SelfPatch ``segmentation/backbones/vit_SelfPatch.py``
+    (``resize_pos_embed``, mmseg 0.x's ViT) resizes to the target *size*:
+    ``resize(..., size=dst_hw, mode='bicubic', align_corners=False)``, both
+    when loading the 14x14 ImageNet table into the 512x512 model and when an
+    input's grid differs. That is not :func:`interpolate_pos_embed`'s
+    ``(dst + 0.1) / src`` scale factor (1.8% apart on 14x14 -> 32x32).
+    Arguments and result as :func:`interpolate_pos_embed`.
+    """
+    return _bicubic(pos_embed, src_hw, dst_hw, size=tuple(dst_hw),
+                    align_corners=False)
+
+
+#: The resize formulas by name: ``'dino'`` (pretraining, DINO, the official
+#: detection backbone) and ``'mmseg'`` (the official segmentation backbone).
+POS_EMBED_RESIZE = dict(dino=interpolate_pos_embed,
+                        mmseg=resize_pos_embed_mmseg)
 
 
 def fit_pos_embed(pos_embed: torch.Tensor, dst_hw: Tuple[int, int],
-                  filename: str = '<checkpoint>') -> torch.Tensor:
+                  filename: str = '<checkpoint>',
+                  formula: str = 'dino') -> torch.Tensor:
     """A stored ``(1, N, C)`` embedding (with or without a [CLS] position,
-    on a square grid) resized to the grid ``dst_hw``.
+    on a square grid) resized to the grid ``dst_hw`` with ``formula`` (a
+    key of :data:`POS_EMBED_RESIZE`).
 
     Raises:
         ValueError: If the stored positions do not form a square grid; the
@@ -73,4 +107,4 @@ def fit_pos_embed(pos_embed: torch.Tensor, dst_hw: Tuple[int, int],
         raise ValueError(f'{filename}: pos_embed of shape '
                          f'{tuple(pos_embed.shape)} is not a (1, H*W, C) '
                          'square grid.')
-    return interpolate_pos_embed(pos_embed, (side, side), tuple(dst_hw))
+    return POS_EMBED_RESIZE[formula](pos_embed, (side, side), tuple(dst_hw))

@@ -20,7 +20,7 @@ re-implemented here so no extra dependency is needed:
   ``per-sequence_results-<split>.csv`` as ``evaluation_method.py`` does.
 
 Used by ``tools/analysis_tools/davis_label_propagation.py``, which evaluates
-SelfPatch (https://arxiv.org/abs/2201.06857) features without fine-tuning.
+SelfPatch (https://arxiv.org/abs/2206.07990) features without fine-tuning.
 """
 import math
 import multiprocessing

@@ -1,7 +1,7 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Video object segmentation by label propagation of patch features.
 
-The protocol of the SelfPatch (https://arxiv.org/abs/2201.06857) and DINO
+The protocol of the SelfPatch (https://arxiv.org/abs/2206.07990) and DINO
 DAVIS-2017 evaluation (``eval_video_segmentation.py``, after UVC):
 
 * frames are resized so the short side is 480 pixels and the long side is

@@ -1,7 +1,7 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Pictures of what a SelfPatch ViT learned.
 
-SelfPatch (https://arxiv.org/abs/2201.06857) treats the most similar
+SelfPatch (https://arxiv.org/abs/2206.07990) treats the most similar
 neighbours of a patch as its positives. :func:`visualize_patches` draws
 
 * ``positives.png``: for a few query patches, the candidate neighbourhood

@@ -2,7 +2,7 @@
 """Load the backbone and aggregation neck of a SelfPatch checkpoint.
 
 The analysis tools (DAVIS label propagation, patch pictures, k-NN) evaluate
-pretrained SelfPatch (https://arxiv.org/abs/2201.06857) features without
+pretrained SelfPatch (https://arxiv.org/abs/2206.07990) features without
 fine-tuning. They build only the backbone and the neck from the pretraining
 config and take their weights from the EMA teacher (``teacher.backbone.*``,
 ``teacher.neck.*``), as the official evaluation scripts do, or from the

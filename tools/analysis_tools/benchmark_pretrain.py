@@ -183,7 +183,8 @@ def benchmark(args: argparse.Namespace) -> dict:
     rate = matmul_rate(args.device, dtype)
     record = dict(
         config=args.config,
-        variant='dino' if not model.with_patch_loss else 'selfpatch',
+        variant=('selfpatch' if getattr(model, 'with_patch_loss', False)
+                 else 'dino'),
         official=bool(args.official),
         device=args.device,
         gpu=torch.cuda.get_device_name() if args.device == 'cuda' else None,

@@ -6,7 +6,7 @@ Besides the PNG results, ``--out-dir`` receives
 ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` in
 the layout of davis2017-evaluation's ``evaluation_method.py``.
 
-The protocol of the SelfPatch (https://arxiv.org/abs/2201.06857) and DINO
+The protocol of the SelfPatch (https://arxiv.org/abs/2206.07990) and DINO
 ``eval_video_segmentation.py``; see
 :mod:`selfpatch_mm.evaluation.label_propagation` for the details.
 

@@ -1,6 +1,6 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Weighted k-NN classification (DINO's ``eval_knn.py`` protocol) on frozen
-SelfPatch (https://arxiv.org/abs/2201.06857) features.
+SelfPatch (https://arxiv.org/abs/2206.07990) features.
 
 Data: any labelled mmpretrain dataset, by default ``CustomDataset`` (an
 ImageNet-style ``<class>/<image>`` folder, or ``--train-ann``/``--val-ann``

@@ -5,7 +5,7 @@ Writes ``positives.png``, ``aggregation_attention.png``,
 ``last_block_attention.png`` and ``pca.png`` into ``--out-dir`` (for a
 folder of images: into ``--out-dir/<image name>/``); see
 :mod:`selfpatch_mm.evaluation.patch_visualization` for what they show.
-SelfPatch: https://arxiv.org/abs/2201.06857.
+SelfPatch: https://arxiv.org/abs/2206.07990.
 
 Example::
 

@@ -52,3 +52,35 @@ train_dataloader = dict(
         data_root=data_root,
         with_label=False,
         pipeline=train_pipeline))
+
+# Frozen features of whole images, with the official k-NN evaluation's
+# preprocessing (PIL bicubic resize of the short side to 256, centre crop
+# 224). mmpretrain's FeatureExtractor / get_model read
+# `test_dataloader.dataset.pipeline`; `tools/test.py CONFIG CKPT` writes the
+# teacher's image-level feature of every image (SelfPatch: the aggregation
+# module's [CLS] token) to `test_evaluator.out_file_path`.
+test_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(
+        type='ResizeEdge',
+        scale=256,
+        edge='short',
+        backend='pillow',
+        interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]
+test_dataloader = dict(
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root='data/imagenet/val',
+        with_label=False,
+        pipeline=test_pipeline))
+test_cfg = dict(type='TestLoop')
+test_evaluator = dict(
+    type='mmengine.DumpResults', out_file_path='work_dirs/features.pkl')

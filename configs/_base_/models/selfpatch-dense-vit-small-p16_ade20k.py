@@ -11,12 +11,22 @@ selfpatch_backbone = dict(
     out_indices=(2, 5, 8, 11),
     drop_path_rate=0.1,
     norm_cfg=dict(type='SyncBN', requires_grad=True),
+    # As the official segmentation backbone (docs/transfer_ade20k.md,
+    # "Fidelity"): the 14x14 position table is resized to the 32x32 grid
+    # (and to each test image's) by size, mmseg 0.x's resize_pos_embed, not
+    # by DINO's scale factor; test images are zero-padded at the bottom and
+    # right to a multiple of 16 inside the backbone (PatchEmbed
+    # padding='corner') and the prediction is resized to the image.
+    # pos_embed_resize='dino' and pad_to_patch=False with the preprocessor's
+    # test_cfg=dict(size_divisor=32) give the previous behaviour.
+    pos_embed_resize='mmseg',
+    pad_to_patch=True,
     # the EMA teacher's ViT of a tools/train.py pretraining checkpoint
     init_cfg=dict(
         type='Pretrained',
         checkpoint='work_dirs/selfpatch_vit-small-p16_8xb128-coslr-300e_in1k/'
         'epoch_300.pth'))
-# Whole-image test: pad to a multiple of 32 (the ViT needs multiples of its
-# patch size); mmseg cuts the padding off the prediction.
-selfpatch_data_preprocessor = dict(
-    size=(512, 512), test_cfg=dict(size_divisor=32))
+# Training crops are padded to 512x512 after normalisation (pad 0 = the mean
+# colour, labels 255), as the official Pad; whole test images are not padded
+# here but inside the backbone (pad_to_patch above).
+selfpatch_data_preprocessor = dict(size=(512, 512))

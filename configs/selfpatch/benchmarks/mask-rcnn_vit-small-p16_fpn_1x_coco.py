@@ -1,6 +1,6 @@
 # Mask R-CNN + FPN on COCO with a SelfPatch ViT-S/16, 1x schedule: the
 # paper's detection / instance segmentation transfer (Table 2 of
-# https://arxiv.org/abs/2201.06857, official box/mask AP 42.1/38.5), on
+# https://arxiv.org/abs/2206.07990, official box/mask AP 42.1/38.5), on
 # mmdet 3.x. Recipe of the official detection/configs/selfpatch config.
 #
 # Set the pretrained weights (a selfpatch_mm pretraining checkpoint, a

@@ -21,7 +21,7 @@ class CheckSegLabels(BaseTransform):
     names the annotation file, the bad values and how to fix them.
 
     Used by the ADE20K transfer configs of SelfPatch
-    (`Yun et al., CVPR 2022 <https://arxiv.org/abs/2201.06857>`_).
+    (`Yun et al., CVPR 2022 <https://arxiv.org/abs/2206.07990>`_).
 
     Required keys: ``gt_seg_map``.  Optional keys used in the message:
     ``seg_map_path``, ``reduce_zero_label``.  Nothing is modified.

@@ -25,7 +25,10 @@ class TeacherEMAHook(Hook):
     steps and iterations coincide, as officially.
 
     It needs a wrapper with ``accumulative_counts`` (``SelfPatchOptimWrapper``
-    or ``SelfPatchAmpOptimWrapper``).
+    or ``SelfPatchAmpOptimWrapper``). The momentum is logged as
+    ``train/teacher_momentum``. A model without ``update_teacher`` (the
+    stand-in of mmpretrain's ``vis_scheduler.py``, which only simulates the
+    schedules) gets the schedule logged and no update, with a warning.
 
     Args:
         momentum (float): Initial momentum (0.996).
@@ -52,6 +55,10 @@ class TeacherEMAHook(Hook):
                 "'SelfPatchOptimWrapper' (or 'SelfPatchAmpOptimWrapper', "
                 "'AutoAmpSelfPatchOptimWrapper'), got "
                 f'{type(runner.optim_wrapper).__name__}.')
+        if not hasattr(unwrap_model(runner), 'update_teacher'):
+            runner.logger.warning(
+                'TeacherEMAHook: the model has no update_teacher(); the '
+                'teacher momentum is only logged (a schedule simulation).')
 
     def after_train_iter(self,
                          runner,
@@ -66,5 +73,7 @@ class TeacherEMAHook(Hook):
         n = wrapper.accumulative_counts
         step = math.ceil((runner.iter + 1) / n) - 1
         m = self.momentum_at(step, math.ceil(runner.max_iters / n))
-        unwrap_model(runner).update_teacher(m)
+        model = unwrap_model(runner)
+        if hasattr(model, 'update_teacher'):
+            model.update_teacher(m)
         runner.message_hub.update_scalar('train/teacher_momentum', m)

@@ -17,6 +17,10 @@ class TeacherTempWarmupHook(Hook):
         warmup_teacher_temp (float): Temperature of epoch 0.
         teacher_temp (float): Temperature after the warm-up.
         warmup_epochs (int): Warm-up length; 0 keeps ``teacher_temp``.
+
+    The temperature is logged as ``train/teacher_temp``. A model without
+    ``set_teacher_temp`` (the stand-in of mmpretrain's ``vis_scheduler.py``)
+    gets it logged only, with a warning.
     """
 
     def __init__(self,
@@ -37,8 +41,15 @@ class TeacherTempWarmupHook(Hook):
             self.warmup_epochs - 1)
         return self.warmup_teacher_temp + step * epoch
 
+    def before_train(self, runner) -> None:
+        if not hasattr(unwrap_model(runner), 'set_teacher_temp'):
+            runner.logger.warning(
+                'TeacherTempWarmupHook: the model has no set_teacher_temp(); '
+                'the temperature is only logged (a schedule simulation).')
+
     def before_train_epoch(self, runner) -> None:
         model = unwrap_model(runner)
         temp = self.temp_at(runner.epoch)
-        model.set_teacher_temp(temp)
+        if hasattr(model, 'set_teacher_temp'):
+            model.set_teacher_temp(temp)
         runner.message_hub.update_scalar('train/teacher_temp', temp)

@@ -2,27 +2,30 @@
 """SelfPatch: DINO plus a patch-level pretext task.
 
 Yun et al., "Patch-level Representation Learning for Self-supervised Vision
-Transformers", CVPR 2022, https://arxiv.org/abs/2201.06857. Official code:
+Transformers", CVPR 2022, https://arxiv.org/abs/2206.07990. Official code:
 alinlab/SelfPatch (``main_selfpatch.py``).
 """
-import copy
 from typing import Dict, List, Optional, Tuple
 
 import torch
-from mmpretrain.models import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from ..utils import check_finite_losses, group_views
+from ..utils import group_views
+from .ema_teacher_self_supervisor import EMATeacherSelfSupervisor
+
+__all__ = ['SelfPatch']
 
 
 @MODELS.register_module()
-class SelfPatch(BaseSelfSupervisor):
+class SelfPatch(EMATeacherSelfSupervisor):
     """Student (backbone, neck, heads) and an EMA teacher.
 
-    The teacher is updated by :meth:`update_teacher`, which
-    :class:`TeacherEMAHook` calls after every optimizer step.
+    The teacher's parts are built from the same configs, its heads without
+    losses (see :class:`EMATeacherSelfSupervisor`). It is updated by
+    :meth:`update_teacher`, which :class:`TeacherEMAHook` calls after every
+    optimizer step.
 
     Args:
         backbone (dict): ViT config (:class:`SelfPatchViT`).
@@ -30,11 +33,15 @@ class SelfPatch(BaseSelfSupervisor):
         head (dict): Image-level :class:`DINOHead` with a :class:`DINOLoss`.
         patch_head (dict, optional): Patch-level :class:`DINOHead` with a
             :class:`PatchLoss`. Required when ``with_patch_loss``.
-        with_patch_loss (bool): False gives the plain DINO baseline: no patch
-            head, and the teacher sees only the global views.
+        with_patch_loss (bool): False gives the no-patch-loss ablation: no
+            patch head, and the teacher sees only the global views (the
+            aggregation module stays; the standard DINO is
+            :class:`DINOSelfSupervisor`).
         num_global_views (int): Leading views that are global crops.
         **kwargs: ``data_preprocessor``, ``init_cfg``, ``pretrained``.
     """
+
+    _parts = ('backbone', 'neck', 'head', 'patch_head')
 
     def __init__(self,
                  backbone: dict,
@@ -49,49 +56,15 @@ class SelfPatch(BaseSelfSupervisor):
         self.num_global_views = num_global_views
         if with_patch_loss and patch_head is None:
             raise ValueError('with_patch_loss=True needs a `patch_head`.')
-        self.patch_head = MODELS.build(patch_head) if with_patch_loss else None
-        student = [self.backbone, self.neck, self.head, self.patch_head]
-        self.teacher = nn.ModuleDict(
-            dict(zip(self._parts, map(copy.deepcopy, student))))
-        for name in ('head', 'patch_head'):
-            if self.teacher[name] is not None:
-                self.teacher[name].loss_module = None  # losses are student's
-        self.teacher.requires_grad_(False).eval()
+        patch_head = patch_head if with_patch_loss else None
+        self.patch_head = MODELS.build(patch_head) if patch_head else None
+        self.build_teacher(
+            backbone=backbone, neck=neck, head=head, patch_head=patch_head)
 
-    _parts = ('backbone', 'neck', 'head', 'patch_head')
-
-    def _student_params(self) -> List[nn.Parameter]:
-        return [
-            p for name in self._parts if getattr(self, name) is not None
-            for p in getattr(self, name).parameters()
-        ]
-
-    def init_weights(self) -> None:
-        """Initialise the student, then start the teacher from it."""
-        super().init_weights()
-        self.update_teacher(0.0)
-
-    def train(self, mode: bool = True) -> 'SelfPatch':
-        # The teacher always runs without stochastic depth, as the official
-        # teacher is built with drop_path_rate=0.
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
-    @torch.no_grad()
-    def update_teacher(self, momentum: float) -> None:
-        """``teacher = momentum * teacher + (1 - momentum) * student``."""
-        teacher = list(self.teacher.parameters())
-        student = self._student_params()
-        assert len(teacher) == len(student)
-        torch._foreach_mul_(teacher, momentum)
-        torch._foreach_add_(teacher, student, alpha=1 - momentum)
-
-    def set_teacher_temp(self, temp: float) -> None:
-        """Set the teacher temperature of every loss."""
-        for head in (self.head, self.patch_head):
-            if head is not None:
-                head.loss_module.set_teacher_temp(temp)
+    def image_feat(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The teacher's [CLS] token ``(B, C)`` (aggregation module, after
+        its final norm), the image feature of the official k-NN."""
+        return self.teacher.neck(self.teacher.backbone(inputs))[0]
 
     def _encode(self, net: nn.Module, views: List[Tuple[torch.Tensor, int]],
                 neighbours: bool) -> Tuple[torch.Tensor, Optional[list]]:
@@ -114,15 +87,6 @@ class SelfPatch(BaseSelfSupervisor):
             p.view(n, -1, t.shape[1], p.shape[-1])
             for p, t, (_, n) in zip(patch, tokens, views)
         ]
-
-    def parse_losses(
-        self, losses: Dict[str, torch.Tensor]
-    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """mmengine's sum of the losses, then a stop on every rank if any
-        term is non-finite (before the optimizer step can spread it)."""
-        loss, log_vars = super().parse_losses(losses)
-        check_finite_losses(log_vars)
-        return loss, log_vars
 
     def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:

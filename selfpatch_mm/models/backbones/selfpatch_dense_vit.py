@@ -1,7 +1,7 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """SelfPatch ViT with a simple feature pyramid for dense transfer.
 
-SelfPatch (https://arxiv.org/abs/2201.06857) evaluates its ViT-S/16 on COCO
+SelfPatch (https://arxiv.org/abs/2206.07990) evaluates its ViT-S/16 on COCO
 (Mask R-CNN + FPN) and ADE20K (Semantic FPN). The official detection
 backbone (``detection/backbone/vit_SelfPatch.py``) takes the tokens of four
 blocks, without a final norm, and turns them into strides 4, 8, 16 and 32
@@ -22,6 +22,7 @@ from torch import nn
 from ...checkpoint import (check_load_report, extract_vit_state_dict,
                            fit_pos_embed, load_checkpoint_file,
                            match_state_dict)
+from ...checkpoint.pos_embed import POS_EMBED_RESIZE
 from .selfpatch_vit import SelfPatchViT
 
 __all__ = ['SelfPatchDenseViT']
@@ -72,6 +73,17 @@ class SelfPatchDenseViT(SelfPatchViT):
         frozen_stages (int): -1 trains everything; 0 freezes the patch and
             position embeddings; k > 0 also freezes blocks ``0..k-1``.
             Defaults to -1.
+        pos_embed_resize (str): How the position table is resized, when a
+            checkpoint is loaded and for inputs of other grids: ``'dino'``
+            (default: the pretraining formula, also the official detection
+            backbone's) or ``'mmseg'`` (a plain resize to the target size,
+            the official segmentation backbone's; the ADE20K configs).
+        pad_to_patch (bool): Pad inputs at the bottom and right with zeros
+            to a multiple of the patch size inside the backbone, as the
+            official segmentation backbone's ``PatchEmbed(padding='corner')``
+            (the prediction then covers the padded input and is resized to
+            the image, as officially). Defaults to False (inputs must be
+            multiples of the patch size).
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` loads the ViT from a selfpatch_mm pretraining
             checkpoint (the teacher by default; add
@@ -95,11 +107,19 @@ class SelfPatchDenseViT(SelfPatchViT):
                  drop_path_rate: float = 0.0,
                  norm_cfg: dict = dict(type='SyncBN'),
                  frozen_stages: int = -1,
+                 pos_embed_resize: str = 'dino',
+                 pad_to_patch: bool = False,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         if 'out_type' in kwargs:
             raise TypeError('SelfPatchDenseViT: out_type is fixed to '
                             '"featmap".')
+        if pos_embed_resize not in POS_EMBED_RESIZE:
+            raise ValueError(f'pos_embed_resize must be one of '
+                             f'{sorted(POS_EMBED_RESIZE)}, got '
+                             f'{pos_embed_resize!r}.')
+        self.pos_embed_resize = pos_embed_resize
+        self.pad_to_patch = pad_to_patch
         out_indices = list(out_indices)
         if len(out_indices) != 4:
             raise ValueError(f'out_indices must name 4 blocks (one per '
@@ -247,7 +267,8 @@ class SelfPatchDenseViT(SelfPatchViT):
         state = dict(state)
         if 'pos_embed' in state:
             state['pos_embed'] = fit_pos_embed(
-                state['pos_embed'], tuple(self.patch_resolution), checkpoint)
+                state['pos_embed'], tuple(self.patch_resolution), checkpoint,
+                formula=self.pos_embed_resize)
         own = {
             k: v
             for k, v in self.state_dict().items()
@@ -268,17 +289,28 @@ class SelfPatchDenseViT(SelfPatchViT):
                                            for m in report.mismatched])
         return dict(missing=missing, unexpected=report.unexpected)
 
+    def _resize_pos_embed(self, pos_embed: torch.Tensor,
+                          src_hw: Tuple[int, int],
+                          dst_hw: Tuple[int, int]) -> torch.Tensor:
+        """The formula named by ``pos_embed_resize``."""
+        return POS_EMBED_RESIZE[self.pos_embed_resize](pos_embed, src_hw,
+                                                       dst_hw)
+
     # ------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Forward.
 
         Args:
             x (Tensor): ``(B, 3, H, W)``, H and W multiples of the patch
-                size.
+                size (any size with ``pad_to_patch``).
 
         Returns:
             tuple[Tensor]: Four ``(B, C, H/s, W/s)`` maps, s = 4, 8, 16, 32.
         """
+        if self.pad_to_patch:
+            p = self.patch_size
+            x = nn.functional.pad(x,
+                                  (0, -x.shape[-1] % p, 0, -x.shape[-2] % p))
         feats = super().forward(x)
         return tuple(
             getattr(self, f'fpn{i}')(f) for i, f in enumerate(feats, 1))

@@ -1,7 +1,7 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """The ViT used by SelfPatch pretraining.
 
-SelfPatch (https://arxiv.org/abs/2201.06857) trains a ViT whose backbone has
+SelfPatch (https://arxiv.org/abs/2206.07990) trains a ViT whose backbone has
 no [CLS] token and no final norm: the image-level token comes from the
 aggregation module (:class:`SelfPatchNeck`), which also owns the final
 LayerNorm.
@@ -33,6 +33,10 @@ class SelfPatchViT(VisionTransformer):
       (:func:`interpolate_pos_embed`);
     - weights are initialised as in the official code (truncated normal
       std 0.02 for linear layers and the position embedding).
+
+    ``with_cls_token=True, final_norm=True, out_type='cls_token'`` gives the
+    standard DINO ViT (:class:`DINOSelfSupervisor`): a [CLS] token with its
+    own position, resized the same official way for the patches.
 
     Args:
         arch (str | dict): ViT arch; ``'deit-small'`` is ViT-S (384-d, 12
@@ -74,6 +78,8 @@ class SelfPatchViT(VisionTransformer):
         # Official init (timm): trunc_normal(0.02) on Linear weights, zero
         # biases, unit LayerNorms; it overrides mmpretrain's xavier FFN init.
         trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            trunc_normal_(self.cls_token, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)
@@ -94,6 +100,26 @@ class SelfPatchViT(VisionTransformer):
                 'the pipeline (RandomResizedCrop `scale`) to multiples of '
                 f'{self.patch_size}.')
 
+    @staticmethod
+    def _resize_pos_embed(pos_embed: torch.Tensor, src_hw: Tuple[int, int],
+                          dst_hw: Tuple[int, int]) -> torch.Tensor:
+        """The official pretraining resize (a subclass may choose
+        another)."""
+        return interpolate_pos_embed(pos_embed, src_hw, dst_hw)
+
+    def _add_pos_embed(self, x: torch.Tensor,
+                       patch_hw: Tuple[int, int]) -> torch.Tensor:
+        """Prepend the [CLS] token (if any), add the position embedding
+        resized to ``patch_hw`` (official formula; the [CLS] position as
+        is)."""
+        n_cls = self.num_extra_tokens
+        pos = self._resize_pos_embed(self.pos_embed[:, n_cls:],
+                                     self.patch_resolution, patch_hw)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
+            pos = torch.cat([self.pos_embed[:, :n_cls], pos], 1)
+        return x + pos
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Forward.
 
@@ -108,8 +134,7 @@ class SelfPatchViT(VisionTransformer):
         """
         self.check_input_size(x.shape[-2:])
         x, patch_hw = self.patch_embed(x)
-        x = x + interpolate_pos_embed(self.pos_embed, self.patch_resolution,
-                                      patch_hw)
+        x = self._add_pos_embed(x, patch_hw)
         x = self.pre_norm(self.drop_after_pos(x))
         outs = []
         for i, layer in enumerate(self.layers):
@@ -127,9 +152,7 @@ class SelfPatchViT(VisionTransformer):
         """
         self.check_input_size(x.shape[-2:])
         x, patch_hw = self.patch_embed(x)
-        x = x + interpolate_pos_embed(self.pos_embed, self.patch_resolution,
-                                      patch_hw)
-        x = self.pre_norm(x)
+        x = self.pre_norm(self._add_pos_embed(x, patch_hw))
         for layer in self.layers[:-1]:
             x = layer(x)
         last = self.layers[-1]

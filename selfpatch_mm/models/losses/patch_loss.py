@@ -1,5 +1,5 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
-"""Patch-level loss of SelfPatch (https://arxiv.org/abs/2201.06857, Eq. 3)."""
+"""Patch-level loss of SelfPatch (https://arxiv.org/abs/2206.07990, Eq. 3)."""
 from typing import Sequence
 
 import torch

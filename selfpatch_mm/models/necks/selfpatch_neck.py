@@ -1,7 +1,7 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Positive matching + aggregation module of SelfPatch.
 
-Paper: https://arxiv.org/abs/2201.06857 (Sec. 3.1-3.2). Official module:
+Paper: https://arxiv.org/abs/2206.07990 (Sec. 3.1-3.2). Official module:
 ``SelfPatchHead`` in alinlab/SelfPatch ``selfpatch_vision_transformer.py``.
 """
 from typing import Optional, Sequence, Tuple

@@ -1,5 +1,5 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
-"""Positive matching of SelfPatch (https://arxiv.org/abs/2201.06857, Sec. 3.1).
+"""Positive matching of SelfPatch (https://arxiv.org/abs/2206.07990, Sec. 3.1).
 
 Each patch's candidates are its ``window x window - 1`` spatial neighbours;
 the ``k`` most cosine-similar candidates are its positives. The official code

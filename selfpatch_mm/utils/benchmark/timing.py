@@ -61,11 +61,13 @@ class Breakdown:
         self._hook(m.backbone, 'student backbone')
         self._hook(m.teacher.backbone, 'teacher backbone')
         for net in (m, m.teacher):
-            neck = net.neck
-            self._hook(neck, 'neck')
-            self._wrap(neck, 'positives', 'positive matching')
+            neck = getattr(net, 'neck', None)  # DINOSelfSupervisor: none
+            if neck is not None:
+                self._hook(neck, 'neck')
+                self._wrap(neck, 'positives', 'positive matching')
             for name in ('head', 'patch_head'):
-                head = getattr(net, name) if net is m else net[name]
+                # the teacher has no entry for a part the model lacks
+                head = getattr(net, name, None)
                 if head is not None:
                     self._hook(head, 'heads')
                     if head.loss_module is not None:

@@ -80,7 +80,7 @@ def test_patch_loss_weight_is_lambda():
 
 def test_dino_baseline_has_no_patch_branch():
     model = _model(with_patch_loss=False, patch_head=None)
-    assert model.patch_head is None and model.teacher['patch_head'] is None
+    assert model.patch_head is None and 'patch_head' not in model.teacher
     losses = model.loss(_views(), None)
     assert set(losses) == {'loss_cls'}
 

@@ -1,0 +1,188 @@
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+"""A student and its EMA teacher, both built from the model config.
+
+Shared by :class:`SelfPatch` and :class:`DINOSelfSupervisor`. The teacher is
+an ``nn.ModuleDict`` whose parts (``teacher.backbone``, ``teacher.neck``,
+``teacher.head``, ``teacher.patch_head``) are built from the same configs as
+the student's, with two official differences: heads get no loss (the
+losses and their centres are the student's), and the backbone no stochastic
+depth (the official teacher is built with ``drop_path_rate=0``).
+"""
+import copy
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from mmpretrain.models import BaseSelfSupervisor
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from torch import nn
+
+from ..utils import check_finite_losses
+
+__all__ = ['EMATeacherSelfSupervisor']
+
+
+class EMATeacherSelfSupervisor(BaseSelfSupervisor):
+    """Base of the DINO-style algorithms: student parts plus an EMA teacher.
+
+    Subclasses build their student parts, then call :meth:`build_teacher`
+    with the same configs, and implement ``loss``. :class:`TeacherEMAHook`
+    calls :meth:`update_teacher` after every optimizer step and
+    :class:`TeacherTempWarmupHook` calls :meth:`set_teacher_temp`.
+
+    Args:
+        backbone (dict): Backbone config.
+        neck (dict, optional): Neck config.
+        head (dict): Image-level head config, with its ``loss``.
+        **kwargs: ``data_preprocessor``, ``init_cfg``, ``pretrained``.
+    """
+
+    #: Student attributes mirrored by the teacher, in EMA order.
+    _parts: Tuple[str, ...] = ('backbone', 'neck', 'head')
+
+    def __init__(self,
+                 backbone: dict,
+                 head: dict,
+                 neck: Optional[dict] = None,
+                 **kwargs) -> None:
+        super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
+
+    @staticmethod
+    def teacher_cfg(cfg: dict) -> dict:
+        """The teacher's config of a student part: no loss, no drop-path.
+
+        Args:
+            cfg (dict): The student part's config.
+
+        Returns:
+            dict: A copy with ``loss=None`` and ``drop_path_rate=0`` where
+            the part takes those arguments.
+        """
+        cfg = copy.deepcopy(cfg)
+        if 'loss' in cfg:
+            cfg['loss'] = None
+        if 'drop_path_rate' in cfg:
+            cfg['drop_path_rate'] = 0.0
+        return cfg
+
+    def build_teacher(self, **cfgs: Optional[Union[dict, nn.Module]]) -> None:
+        """Build ``self.teacher`` from the student parts' configs.
+
+        Args:
+            **cfgs: One config per name of :attr:`_parts`; None for a part
+                the model does not have (it is then absent from the teacher
+                too).
+
+        Raises:
+            TypeError: If a part was given as a built module (the teacher
+                must be built from a config).
+        """
+        teacher = {}
+        # The teacher's random init is overwritten by the student's weights
+        # (init_weights), so building it must not move the global generator:
+        # a seed then draws the same student as a model without a teacher.
+        with torch.random.fork_rng(devices=[]):
+            for name in self._parts:
+                cfg = cfgs.get(name)
+                if cfg is None:
+                    continue
+                if isinstance(cfg, nn.Module):
+                    raise TypeError(
+                        f'{type(self).__name__} builds its teacher from the '
+                        f'config of `{name}`; got a built {type(cfg)}.')
+                teacher[name] = MODELS.build(self.teacher_cfg(cfg))
+        self.teacher = nn.ModuleDict(teacher)
+        self.teacher.requires_grad_(False).eval()
+        shapes = [tuple(p.shape) for p in self.teacher.parameters()]
+        if shapes != [tuple(p.shape) for p in self._student_params()]:
+            raise RuntimeError('The teacher parameters do not match the '
+                               "student's one for one.")
+
+    def _student_params(self) -> List[nn.Parameter]:
+        """Student parameters in the teacher's order (``_parts`` order)."""
+        return [
+            p for name in self._parts if getattr(self, name, None) is not None
+            for p in getattr(self, name).parameters()
+        ]
+
+    def init_weights(self) -> None:
+        """Initialise the student, then start the teacher from it."""
+        super().init_weights()
+        self.update_teacher(0.0)
+
+    def train(self, mode: bool = True) -> 'EMATeacherSelfSupervisor':
+        # The teacher always runs without stochastic depth or dropout.
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        """``teacher = momentum * teacher + (1 - momentum) * student``."""
+        teacher = list(self.teacher.parameters())
+        student = self._student_params()
+        assert len(teacher) == len(student)
+        torch._foreach_mul_(teacher, momentum)
+        torch._foreach_add_(teacher, student, alpha=1 - momentum)
+
+    def set_teacher_temp(self, temp: float) -> None:
+        """Set the teacher temperature of every loss."""
+        for name in self._parts:
+            loss = getattr(getattr(self, name, None), 'loss_module', None)
+            if loss is not None:
+                loss.set_teacher_temp(temp)
+
+    def extract_feat(self, inputs: torch.Tensor, net: str = 'teacher'):
+        """Backbone features, as mmpretrain's ``FeatureExtractor``,
+        ``get_flops.py`` and ``forward(mode='tensor')`` expect.
+
+        Args:
+            inputs (Tensor): Images ``(B, 3, H, W)``.
+            net (str): ``'teacher'`` (the EMA weights, which the official
+                evaluations use) or ``'student'``.
+
+        Returns:
+            tuple[Tensor] | Tensor: The backbone's output.
+        """
+        if net not in ('teacher', 'student'):
+            raise ValueError(f"net must be 'teacher' or 'student', got {net}")
+        backbone = self.teacher.backbone if net == 'teacher' else self.backbone
+        return backbone(inputs)
+
+    def image_feat(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The teacher's image-level feature ``(B, C)`` (subclasses)."""
+        raise NotImplementedError
+
+    def forward(self,
+                inputs: Union[torch.Tensor, List[torch.Tensor]],
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        """mmpretrain's ``tensor`` and ``loss`` modes, plus ``predict``:
+        the image features that ``tools/test.py`` dumps (see
+        :meth:`predict`)."""
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        return super().forward(inputs, data_samples, mode)
+
+    @torch.no_grad()
+    def predict(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None
+                ) -> List[DataSample]:
+        """One :class:`DataSample` per image with the teacher's image-level
+        feature in its ``feat`` field (``(C,)``)."""
+        feats = self.image_feat(inputs)
+        if data_samples is None:
+            data_samples = [DataSample() for _ in range(len(feats))]
+        for sample, feat in zip(data_samples, feats):
+            sample.set_field(feat, 'feat')
+        return data_samples
+
+    def parse_losses(
+        self, losses: Dict[str, torch.Tensor]
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """mmengine's sum of the losses, then a stop on every rank if any
+        term is non-finite (before the optimizer step can spread it)."""
+        loss, log_vars = super().parse_losses(losses)
+        check_finite_losses(log_vars)
+        return loss, log_vars
