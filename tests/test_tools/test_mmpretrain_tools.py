@@ -114,3 +114,32 @@ def test_teacher_schedules_are_plotted(tmp_path):
     official = 1 + 0.5 * (0.996 - 1) * (1 + math.cos(math.pi * 5 / 6))
     assert float(first) == 0.996
     assert abs(float(last) - official) < 1e-6
+
+
+def test_test_py_dumps_the_teachers_image_features(demo_ckpt, tmp_path):
+    """``tools/test.py`` on a pretraining config writes one feature per
+    image: the teacher's [CLS] token of the test pipeline's centre crop."""
+    import pickle
+
+    import selfpatch_mm  # noqa: F401
+    from mmpretrain import FeatureExtractor
+    out = tmp_path / 'feats.pkl'
+    _run([
+        sys.executable, REPO / 'tools/test.py', DEMO, demo_ckpt,
+        '--work-dir', tmp_path / 'work', '--cfg-options',
+        f'test_dataloader.dataset.data_root={REPO / "demo/images"}',
+        'test_dataloader.num_workers=0', 'test_dataloader.batch_size=8',
+        f'test_evaluator.out_file_path={out}'
+    ], cwd=tmp_path)
+    with open(out, 'rb') as f:
+        results = pickle.load(f)
+    assert len(results) == len(IMAGES)
+    first = next(r for r in results if r['img_path'] == IMAGES[0])
+    extractor = FeatureExtractor(
+        model=str(DEMO), pretrained=str(demo_ckpt), device='cpu')
+    data = extractor.model.data_preprocessor(
+        next(extractor.preprocess(IMAGES[:1])), False)['inputs']
+    with torch.no_grad():
+        expected = extractor.model.image_feat(data)[0]
+    torch.testing.assert_close(first['feat'], expected, rtol=1e-4,
+                               atol=1e-5)
