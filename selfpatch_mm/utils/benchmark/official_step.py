@@ -119,7 +119,7 @@ def official_train_step(model: nn.Module, optim_wrapper,
         optim_wrapper: Its optimizer wrapper (autocast, scaler, clipping).
         data (dict): A collated multi-view batch, global views first.
     """
-    if not model.with_patch_loss:
+    if not getattr(model, 'with_patch_loss', False):  # also DINOSelfSupervisor
         raise ValueError('The official-shaped step is SelfPatch only.')
     inputs = model.data_preprocessor(data, True)['inputs']
     teacher = [model.teacher[p] for p in model._parts]
