@@ -1,7 +1,7 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Label propagation over the sequences of a DAVIS-2017 folder, in one
 process or in several (``nproc``), for the SelfPatch
-(https://arxiv.org/abs/2206.07990) evaluation without fine-tuning.
+(https://arxiv.org/abs/2201.06857) evaluation without fine-tuning.
 
 Each worker process loads the model once and segments whole sequences;
 sequences are independent, so the written PNGs do not depend on ``nproc``
@@ -22,6 +22,7 @@ import torch
 import numpy as np
 
 from .davis_metrics import read_label
+from .image_loader import iter_images, ordered_loader
 from .label_propagation import (davis_frame_size, list_frames, read_palette,
                                 segment_video)
 
@@ -67,31 +68,23 @@ def build_frame_loader(frame_dir: str, size: Tuple[int, int],
         torch.utils.data.DataLoader: Batches of one frame in order,
         ``pseudo_collate``d (``img_path`` and BGR uint8 ``img`` lists).
     """
-    import mmpretrain.datasets  # noqa: F401  (registers the dataset)
-    from mmengine.runner import Runner
     pipeline = [
         dict(type='LoadImageFromFile'),
         dict(type='Resize', scale=(size[1], size[0]), keep_ratio=False),
     ]
-    return Runner.build_dataloader(
+    return ordered_loader(
         dict(
-            batch_size=1,
-            num_workers=num_workers,
-            persistent_workers=False,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='pseudo_collate'),
-            dataset=dict(
-                type='mmpretrain.CustomDataset',
-                data_prefix=frame_dir,
-                with_label=False,
-                extensions=('.jpg', ),
-                pipeline=pipeline)))
+            type='mmpretrain.CustomDataset',
+            data_prefix=frame_dir,
+            with_label=False,
+            extensions=('.jpg', ),
+            pipeline=pipeline),
+        num_workers=num_workers)
 
 
 def iter_frames(loader) -> Iterator[Tuple[str, np.ndarray]]:
     """``(path, image)`` pairs of a :func:`build_frame_loader` loader."""
-    for batch in loader:  # pseudo_collate: a dict of per-key lists
-        yield from zip(batch['img_path'], batch['img'])
+    return iter_images(loader)
 
 
 def segment_sequence(seq: str, img_root: str, ann_root: str, out_root: str,

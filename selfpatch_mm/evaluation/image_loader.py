@@ -9,7 +9,36 @@ from typing import Iterator, List, Tuple
 
 import numpy as np
 
-__all__ = ['list_images', 'build_image_loader', 'iter_images']
+__all__ = ['ordered_loader', 'list_images', 'build_image_loader', 'iter_images']
+
+
+def ordered_loader(dataset: dict,
+                   batch_size: int = 1,
+                   num_workers: int = 0,
+                   collate: str = 'pseudo_collate'):
+    """An unshuffled ``Runner.build_dataloader`` loader of an mmpretrain
+    dataset config, as the evaluation tools read their data.
+
+    Args:
+        dataset (dict): Dataset config (``type='mmpretrain.<Dataset>'``).
+        batch_size (int): Samples per batch.
+        num_workers (int): Loading processes (0: in this process).
+        collate (str): mmengine collate function: ``'pseudo_collate'``
+            (per-key lists of raw results) or ``'default_collate'``.
+
+    Returns:
+        torch.utils.data.DataLoader: In dataset order.
+    """
+    import mmpretrain.datasets  # noqa: F401  (registers the datasets)
+    from mmengine.runner import Runner
+    return Runner.build_dataloader(
+        dict(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            persistent_workers=False,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type=collate),
+            dataset=dataset))
 
 
 def list_images(path: str, list_file: str) -> List[str]:
@@ -56,21 +85,14 @@ def build_image_loader(list_file: str, num_workers: int = 0):
         torch.utils.data.DataLoader: Batches of one image,
         ``pseudo_collate``d (``img_path`` and BGR uint8 ``img`` lists).
     """
-    import mmpretrain.datasets  # noqa: F401  (registers the dataset)
-    from mmengine.runner import Runner
-    return Runner.build_dataloader(
+    return ordered_loader(
         dict(
-            batch_size=1,
-            num_workers=num_workers,
-            persistent_workers=False,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='pseudo_collate'),
-            dataset=dict(
-                type='mmpretrain.CustomDataset',
-                data_prefix='',  # the list holds absolute paths
-                ann_file=list_file,
-                with_label=False,
-                pipeline=[dict(type='LoadImageFromFile')])))
+            type='mmpretrain.CustomDataset',
+            data_prefix='',  # the list holds absolute paths
+            ann_file=list_file,
+            with_label=False,
+            pipeline=[dict(type='LoadImageFromFile')]),
+        num_workers=num_workers)
 
 
 def iter_images(loader) -> Iterator[Tuple[str, np.ndarray]]:

@@ -1,7 +1,7 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Weighted k-NN classification of frozen features, as DINO's
 ``eval_knn.py`` (Caron et al., https://arxiv.org/abs/2104.14294), used to
-evaluate SelfPatch (https://arxiv.org/abs/2206.07990) image features.
+evaluate SelfPatch (https://arxiv.org/abs/2201.06857) image features.
 
 Each validation feature votes with its ``k`` most cosine-similar training
 features; a neighbour's one-hot label is weighted by ``exp(sim / T)``.
@@ -18,6 +18,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .image_loader import ordered_loader
 
 __all__ = [
     'KNN_PIPELINE', 'knn_pipeline', 'build_knn_dataloader',
@@ -79,21 +81,13 @@ def build_knn_dataloader(data_prefix: str,
     Returns:
         torch.utils.data.DataLoader: Built by ``Runner.build_dataloader``.
     """
-    import mmpretrain.datasets  # noqa: F401  (registers the datasets)
-    from mmengine.runner import Runner
     dataset = dict(
         type=f'mmpretrain.{dataset_type}',
         data_prefix=data_prefix,
         ann_file=ann_file,
         pipeline=list(pipeline or KNN_PIPELINE))
-    return Runner.build_dataloader(
-        dict(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            persistent_workers=False,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-            dataset=dataset))
+    return ordered_loader(dataset, batch_size, num_workers,
+                          collate='default_collate')
 
 
 @torch.no_grad()
