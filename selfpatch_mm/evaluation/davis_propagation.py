@@ -1,7 +1,7 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Label propagation over the sequences of a DAVIS-2017 folder, in one
 process or in several (``nproc``), for the SelfPatch
-(https://arxiv.org/abs/2201.06857) evaluation without fine-tuning.
+(https://arxiv.org/abs/2206.07990) evaluation without fine-tuning.
 
 Each worker process loads the model once and segments whole sequences;
 sequences are independent, so the written PNGs do not depend on ``nproc``

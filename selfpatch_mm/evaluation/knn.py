@@ -1,7 +1,7 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Weighted k-NN classification of frozen features, as DINO's
 ``eval_knn.py`` (Caron et al., https://arxiv.org/abs/2104.14294), used to
-evaluate SelfPatch (https://arxiv.org/abs/2201.06857) image features.
+evaluate SelfPatch (https://arxiv.org/abs/2206.07990) image features.
 
 Each validation feature votes with its ``k`` most cosine-similar training
 features; a neighbour's one-hot label is weighted by ``exp(sim / T)``.
