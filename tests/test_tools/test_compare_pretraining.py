@@ -18,8 +18,12 @@ def _run(out_dir: Path) -> str:
     env['PYTHONPATH'] = str(REPO_ROOT) + (
         os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
     proc = subprocess.run(
+        # the no-patch-loss DINO and its equal-wall-clock run (the standard
+        # DINO arm, when its config exists, runs in the full study)
         [sys.executable, str(TOOL), '--quick', '--out-dir',
-         str(out_dir)],
+         str(out_dir), '--equal-wall-base', 'dino_no_patch_loss', '--arms',
+         'selfpatch', 'dino_no_patch_loss', 'dino_no_patch_loss_equal_wall',
+         'random_init'],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-6000:]

@@ -38,8 +38,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
         description='SelfPatch vs DINO vs random init on a generated world')
-    parser.add_argument('--out-dir', required=True,
-                        help='world, runs and the summary files')
+    parser.add_argument('--out-dir',
+                        help='world, runs and the summary files (required '
+                        'unless --list-arms)')
     parser.add_argument('--quick', action='store_true',
                         help='one seed, tiny sizes (a smoke test)')
     parser.add_argument('--seeds', type=int, nargs='+',
@@ -56,15 +57,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='pretraining epochs of every arm')
     parser.add_argument('--probe-iters', type=int,
                         help='linear-probe training iterations')
+    parser.add_argument(
+        '--equal-wall-base',
+        help="the DINO arm given SelfPatch's wall time (default: 'dino' "
+        "when its config exists, else 'dino_no_patch_loss')")
     parser.add_argument('--list-arms', action='store_true',
                         help='print the arms and exit')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not (args.out_dir or args.list_arms):
+        parser.error('--out-dir is required.')
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
     """Run the study; returns the ``summary.json`` content."""
     args = parse_args(argv)
-    arms = default_arms() + [Arm(n, c) for n, c in args.add_arm]
+    arms = default_arms(args.equal_wall_base) + [Arm(n, c) for n, c in args.add_arm]
     if args.arms:
         unknown = set(args.arms) - {a.name for a in arms}
         if unknown:

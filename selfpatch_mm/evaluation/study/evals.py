@@ -15,7 +15,7 @@ import os
 import os.path as osp
 import re
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 from .runs import REPO_ROOT, PretrainSettings, run_tool
 
@@ -47,9 +47,11 @@ class ProbeSettings:
 
 
 def make_probe_config(path: str, checkpoint: str, world: dict,
-                      s: PretrainSettings, p: ProbeSettings,
-                      seed: int) -> str:
-    """Write the probe config, shrunk to the study, to ``path``."""
+                      s: PretrainSettings, p: ProbeSettings, seed: int,
+                      vit: Optional[dict] = None) -> str:
+    """Write the probe config, shrunk to the study, to ``path``; ``vit``
+    holds backbone options of the pretraining config to keep
+    (``with_cls_token``, ``final_norm``)."""
     from mmengine.config import Config
     cfg = Config.fromfile(PROBE_CONFIG)
     size = world['spec']['image_size']
@@ -64,6 +66,7 @@ def make_probe_config(path: str, checkpoint: str, world: dict,
     m.backbone.update(img_size=size, patch_size=s.patch_size,
                       out_indices=(s.num_layers - 1, ))
     m.backbone.init_cfg.checkpoint = checkpoint
+    m.backbone.update(vit or {})
     m.decode_head.update(in_channels=[s.embed_dims], in_index=[0],
                          num_classes=n, norm_cfg=dict(type='BN'))
     check = dict(type='CheckSegLabels', num_classes=n)
@@ -102,12 +105,15 @@ def make_probe_config(path: str, checkpoint: str, world: dict,
     return path
 
 
-def probe_miou(checkpoint: str, work_dir: str, world: dict,
+def probe_miou(config: str, checkpoint: str, work_dir: str, world: dict,
                s: PretrainSettings, p: ProbeSettings, seed: int) -> float:
     """Train the frozen probe with ``tools/train.py``; its validation on the
     held-out scenes gives the mIoU (percent)."""
+    from mmengine.config import Config
+    vit = Config.fromfile(config).model.backbone
+    vit = {k: vit[k] for k in ('with_cls_token', 'final_norm') if k in vit}
     cfg = make_probe_config(osp.join(work_dir, 'probe.py'), checkpoint,
-                            world, s, p, seed)
+                            world, s, p, seed, vit)
     log = osp.join(work_dir, 'probe.log')
     run_tool([osp.join(REPO_ROOT, 'tools', 'train.py'), cfg, '--work-dir',
               osp.join(work_dir, 'probe')], log)
@@ -153,10 +159,12 @@ def knn_top1(config: str, checkpoint: str, world: dict,
                               std=model.std.tolist(), to_rgb=model.to_rgb)
 
     def forward(x):
-        maps = model.backbone(x)
+        out = model.backbone(x)
+        if out[-1].dim() == 2:  # a backbone [CLS] token (standard DINO)
+            return out[-1]
         if model.neck is None:
-            return maps[-1].flatten(2).mean(-1)
-        return model.neck(maps)[0]  # the aggregated [CLS] token
+            return out[-1].flatten(2).mean(-1)
+        return model.neck(out)[0]  # the aggregated [CLS] token
 
     feats = [
         extract_features(
@@ -167,6 +175,18 @@ def knn_top1(config: str, checkpoint: str, world: dict,
                            feats[1][1], p.knn_k, 0.07,
                            len(world['classes']))
     return float(top1)
+
+
+def feature_config(config: str, path: str) -> str:
+    """``config`` with a backbone that outputs patch maps (a standard DINO
+    ViT outputs its [CLS] token), for label propagation."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    if cfg.model.backbone.get('out_type', 'featmap') == 'featmap':
+        return config
+    cfg.model.backbone.out_type = 'featmap'
+    cfg.dump(path)
+    return path
 
 
 def evaluate_checkpoint(config: str, checkpoint: str, run_dir: str,
@@ -180,9 +200,11 @@ def evaluate_checkpoint(config: str, checkpoint: str, run_dir: str,
     os.makedirs(run_dir, exist_ok=True)
     result = dict(
         knn_top1=knn_top1(config, checkpoint, world, p),
-        davis_jf=davis_jf(config, checkpoint, world,
+        davis_jf=davis_jf(feature_config(
+            config, osp.join(run_dir, 'features.py')), checkpoint, world,
                           osp.join(run_dir, 'davis'), p, s),
-        probe_miou=probe_miou(checkpoint, run_dir, world, s, p, seed))
+        probe_miou=probe_miou(config, checkpoint, run_dir, world, s, p,
+                              seed))
     with open(record, 'w') as f:
         json.dump(result, f)
     return result

@@ -50,19 +50,19 @@ class PretrainSettings:
         patch_out_channels (int): SelfPatch patch-head prototypes.
         teacher_momentum (float): Starting EMA momentum (cosine to 1).
     """
-    embed_dims: int = 96
+    embed_dims: int = 64
     num_layers: int = 4
-    num_heads: int = 3
+    num_heads: int = 2
     patch_size: int = 8
-    global_crop: int = 64
-    local_crop: int = 32
-    num_local_crops: int = 4
+    global_crop: int = 48
+    local_crop: int = 24
+    num_local_crops: int = 2
     batch_size: int = 32
-    epochs: int = 10
-    lr: float = 1e-3
-    warmup_epochs: int = 1
-    out_channels: int = 1024
-    patch_out_channels: int = 256
+    epochs: int = 24
+    lr: float = 5e-4
+    warmup_epochs: int = 2
+    out_channels: int = 256
+    patch_out_channels: int = 128
     teacher_momentum: float = 0.99
 
 
@@ -92,23 +92,33 @@ def _first(patterns: List[str]) -> Optional[str]:
     return None
 
 
-def default_arms() -> List[Arm]:
-    """SelfPatch, the no-patch-loss ablation, DINO with its own [CLS] token
-    (when its config has landed), DINO with SelfPatch's wall time, and
-    random init."""
+def default_arms(equal_wall_base: Optional[str] = None) -> List[Arm]:
+    """SelfPatch, DINO with its own [CLS] token (when its config exists),
+    the no-patch-loss ablation, a DINO arm with SelfPatch's wall time, and
+    random init.
+
+    Args:
+        equal_wall_base (str, optional): The DINO arm that gets SelfPatch's
+            wall time: ``'dino'`` (default when its config exists) or
+            ``'dino_no_patch_loss'``.
+    """
     selfpatch = osp.join(_CONFIGS,
                          'selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py')
     ablation = _first(['*no-patch-loss*.py',
                        'dino_vit-small-p16_8xb128-coslr-300e_in1k.py'])
-    dino_cls = _first(['dino*cls*.py', 'dino*with-cls*.py'])
+    # DINO with its own [CLS] token (DINOSelfSupervisor)
+    dino_cls = _first(['dino*cls*.py', 'dino_vit*.py'])
     arms = [Arm('selfpatch', selfpatch)]
     if dino_cls:
         arms.append(Arm('dino', dino_cls))
     arms.append(Arm('dino_no_patch_loss', ablation))
-    base = 'dino' if dino_cls else 'dino_no_patch_loss'
-    arms.append(
-        Arm(f'{base}_equal_wall', arms[-1 if not dino_cls else 1].config,
-            equal_wall_of='selfpatch', steps_of=base))
+    base = equal_wall_base or ('dino' if dino_cls else 'dino_no_patch_loss')
+    ref = {a.name: a for a in arms}.get(base)
+    if ref is None:
+        raise ValueError(f'No arm {base!r} for the equal-wall-clock run; '
+                         f'arms: {[a.name for a in arms]}.')
+    arms.append(Arm(f'{base}_equal_wall', ref.config,
+                    equal_wall_of='selfpatch', steps_of=base))
     arms.append(Arm('random_init', None))
     return arms
 
@@ -145,9 +155,12 @@ def make_pretrain_config(base: str, path: str, s: PretrainSettings,
     loader.dataset.data_root = data_root
     for t in loader.dataset.pipeline:
         if t.get('type') == 'DINOMultiCrop':
+            # the same crops for every arm (SelfPatch's scales)
             t.update(global_crop_size=s.global_crop,
                      local_crop_size=s.local_crop,
-                     num_local_crops=s.num_local_crops)
+                     num_local_crops=s.num_local_crops,
+                     global_crops_scale=(0.25, 1.0),
+                     local_crops_scale=(0.05, 0.25))
     cfg.train_cfg = ConfigDict(type='EpochBasedTrainLoop', max_epochs=epochs)
     warm = min(s.warmup_epochs, max(epochs - 1, 0))
     cfg.param_scheduler = [
@@ -182,10 +195,13 @@ def _env(threads: Optional[int]) -> Dict[str, str]:
     return env
 
 
-def run_tool(args: List[str], log: str,
-             threads: Optional[int] = None) -> float:
+def run_tool(args: List[str], log: str, threads: Optional[int] = 1) -> float:
     """Run a tool of ``tools/`` with this interpreter; its output goes to
     ``log``. Returns the wall time in seconds.
+
+    One thread by default: these models are so small that OpenMP's
+    synchronisation dominates, and on shared cores two threads ran a
+    training step 5-20x slower than one (measured on the 2-core machine).
 
     Raises:
         RuntimeError: With the log's tail when the tool fails.
@@ -222,7 +238,7 @@ def loop_seconds(log: str) -> Optional[float]:
 
 
 def run_pretraining(config: str, work_dir: str, epochs: int,
-                    threads: Optional[int] = None) -> Dict[str, object]:
+                    threads: Optional[int] = 1) -> Dict[str, object]:
     """``tools/train.py config --work-dir work_dir``; skipped when its
     ``pretrain.json`` exists (resumable study).
 

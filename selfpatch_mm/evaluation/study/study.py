@@ -45,9 +45,8 @@ def quick_settings() -> StudySettings:
     return StudySettings(
         world=WorldSpec(num_train=32, num_val=12, num_clips=1, clip_len=4),
         pretrain=PretrainSettings(
-            embed_dims=32, num_layers=4, num_heads=2, num_local_crops=2,
-            batch_size=16, epochs=1, out_channels=128,
-            patch_out_channels=64),
+            embed_dims=32, num_layers=4, num_heads=2, batch_size=16,
+            epochs=1, out_channels=128, patch_out_channels=64),
         probe=ProbeSettings(iters=10, batch_size=8, knn_k=5,
                             davis_n_last_frames=2),
         seeds=[0],
@@ -114,6 +113,28 @@ def _run_one(arm: Arm, seed: int, settings: StudySettings, world: dict,
     return record
 
 
+def _check_same_settings(out_dir: str, settings: StudySettings,
+                         arms: List[Arm]) -> None:
+    """Resuming is only sound with the settings the finished runs had."""
+    path = osp.join(out_dir, 'settings.json')
+    now = json.loads(json.dumps(dict(
+        settings={k: v for k, v in asdict(settings).items()
+                  if k != 'seeds'},
+        arms={a.name: asdict(a) for a in arms})))
+    if osp.isfile(path):
+        with open(path) as f:
+            before = json.load(f)
+        if before['settings'] != now['settings'] or any(
+                before['arms'].get(k, v) != v
+                for k, v in now['arms'].items()):
+            raise ValueError(
+                f'{out_dir} holds runs made with other settings or arm '
+                f'configs ({path}); use another --out-dir.')
+        now['arms'] = {**before['arms'], **now['arms']}
+    with open(path, 'w') as f:
+        json.dump(now, f, indent=1)
+
+
 def run_study(settings: StudySettings, arms: List[Arm], out_dir: str,
               command: Optional[str] = None) -> dict:
     """Run (or resume) the study and write the report.
@@ -123,8 +144,12 @@ def run_study(settings: StudySettings, arms: List[Arm], out_dir: str,
     Returns:
         dict: The ``summary.json`` content.
     """
+    import torch
     from mmengine.utils import ProgressBar
+    # k-NN and DAVIS run here: one thread, as the tools (see run_tool)
+    torch.set_num_threads(1)
     os.makedirs(out_dir, exist_ok=True)
+    _check_same_settings(out_dir, settings, arms)
     t0 = time.perf_counter()
     world = generate_world(osp.join(out_dir, 'world'), settings.world)
     results: Dict[str, Dict[int, dict]] = {a.name: {} for a in arms}
@@ -134,24 +159,39 @@ def run_study(settings: StudySettings, arms: List[Arm], out_dir: str,
     print(f'{len(jobs)} runs ({len(arms)} arms x {len(settings.seeds)} '
           f'seeds) in {out_dir}')
     progress = ProgressBar(len(jobs))
+    failures: List[dict] = []
     for arm, seed in jobs:
         done = osp.join(out_dir, 'runs', arm.name, f'seed{seed}',
                         'result.json')
         if osp.isfile(done):
             with open(done) as f:
                 results[arm.name][seed] = json.load(f)
+        elif arm.equal_wall_of and not all(
+                seed in results[a] for a in (arm.equal_wall_of,
+                                             arm.steps_of)):
+            print(f'\nSkipping {arm.name} seed {seed}: its reference runs '
+                  'did not finish.')
         else:
-            record = _run_one(arm, seed, settings, world, out_dir, results,
-                              arms)
-            with open(done, 'w') as f:
-                json.dump(record, f)
-            results[arm.name][seed] = record
+            try:
+                record = _run_one(arm, seed, settings, world, out_dir,
+                                  results, arms)
+            except Exception as e:  # noqa: BLE001  (report, go on)
+                # Not marked done: the next call retries it.
+                print(f'\n{arm.name} seed {seed} failed: {e}')
+                failures.append(dict(arm=arm.name, seed=seed, error=str(e)))
+            else:
+                with open(done, 'w') as f:
+                    json.dump(record, f)
+                results[arm.name][seed] = record
         progress.update()
     print()
     meta = dict(
         command=command, mode=settings.mode, seeds=settings.seeds,
         settings=asdict(settings), arms=[asdict(a) for a in arms],
-        machine=_machine(), finished=time.strftime('%Y-%m-%d %H:%M:%S UTC',
+        failures=failures, machine=_machine(), finished=time.strftime('%Y-%m-%d %H:%M:%S UTC',
                                                    time.gmtime()),
         total_wall_s=time.perf_counter() - t0)
+    results = {arm: runs for arm, runs in results.items() if runs}
+    if not results:
+        raise RuntimeError(f'No run finished: {failures}')
     return write_report(results, out_dir, meta)
