@@ -32,7 +32,8 @@ from .safe_load import (ALLOW_UNSAFE_ENV, CheckpointLoadError,
 from .state_match import (CheckpointMismatchError, LoadReport,
                           check_load_report, match_state_dict,
                           verify_load_from)
-from .weights_file import check_output_path, save_weights_file
+from .weights_file import (check_output_path, read_conversion_source,
+                           save_weights_file)
 
 __all__ = [
     'ALLOW_UNSAFE_ENV', 'CheckpointLoadError', 'CheckpointMismatchError',
@@ -43,6 +44,7 @@ __all__ = [
     'download_checkpoint', 'drop_cls_pos_embed', 'extract_vit_state_dict',
     'fit_pos_embed', 'get_state_dict', 'interpolate_pos_embed', 'is_url',
     'is_vit_key', 'load_checkpoint_file', 'match_state_dict',
+    'read_conversion_source',
     'register_mmengine_loaders', 'save_weights_file', 'strip_prefix',
     'summarise_prefixes', 'unsafe_pickle_allowed', 'verify_load_from'
 ]

@@ -4,11 +4,11 @@
 import json
 import os
 import os.path as osp
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-__all__ = ['check_output_path', 'save_weights_file']
+__all__ = ['check_output_path', 'read_conversion_source', 'save_weights_file']
 
 
 def check_output_path(src: str, dst: str, overwrite: bool = False) -> None:
@@ -56,3 +56,31 @@ def save_weights_file(state_dict: Dict[str, torch.Tensor], dst: str,
     header = {k: v if isinstance(v, str) else json.dumps(v, default=str)
               for k, v in meta.items()}
     save_file(tensors, dst, metadata=header)
+
+
+def read_conversion_source(src: str, dst: str,
+                           overwrite: bool = False) -> Tuple[Any, str]:
+    """The first step of a converter's ``main``: check ``dst``, read
+    ``src`` as data.
+
+    Args:
+        src (str): Input checkpoint, a path or an http(s) URL.
+        dst (str): Output file.
+        overwrite (bool): Replace an existing ``dst``.
+
+    Returns:
+        tuple: The loaded checkpoint and ``src`` as the output's metadata
+        names it (a URL as given, a path made absolute).
+
+    Raises:
+        SystemExit: With the message alone (it names the files, so a
+            traceback adds nothing) when ``dst`` exists or ``src`` cannot
+            be read.
+    """
+    from .safe_load import CheckpointLoadError, load_checkpoint_file
+    try:
+        check_output_path(src, dst, overwrite)
+        ckpt = load_checkpoint_file(src)
+    except (FileExistsError, FileNotFoundError, CheckpointLoadError) as e:
+        raise SystemExit(str(e)) from e
+    return ckpt, src if '://' in src else osp.abspath(src)

@@ -16,10 +16,9 @@ import argparse
 import os.path as osp
 from typing import Optional
 
-from selfpatch_mm.checkpoint import (CheckpointLoadError,
-                                     add_unsafe_pickle_arg, check_output_path,
+from selfpatch_mm.checkpoint import (add_unsafe_pickle_arg,
                                      extract_vit_state_dict,
-                                     load_checkpoint_file, save_weights_file)
+                                     read_conversion_source, save_weights_file)
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
@@ -49,13 +48,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
 
 def main(argv: Optional[list] = None) -> None:
     args = parse_args(argv)
-    try:  # the messages name the files: no traceback needed
-        check_output_path(args.src, args.dst, args.overwrite)
-        ckpt = load_checkpoint_file(args.src)
-    except (FileExistsError, FileNotFoundError, CheckpointLoadError) as e:
-        raise SystemExit(str(e)) from e
+    ckpt, src = read_conversion_source(args.src, args.dst, args.overwrite)
     state, source = extract_vit_state_dict(ckpt, args.key, filename=args.src)
-    src = args.src if '://' in args.src else osp.abspath(args.src)
     meta = dict(source=src, network=args.key, keys_from=source)
     if isinstance(ckpt, dict) and isinstance(ckpt.get('meta'), dict):
         for k in ('epoch', 'iter', 'mmengine_version'):

@@ -18,13 +18,11 @@ Example::
         selfpatch_vit-s16_mm.pth
 """
 import argparse
-import os.path as osp
 from typing import Optional
 
-from selfpatch_mm.checkpoint import (CheckpointLoadError,
-                                     add_unsafe_pickle_arg, check_output_path,
+from selfpatch_mm.checkpoint import (add_unsafe_pickle_arg,
                                      convert_official_checkpoint,
-                                     load_checkpoint_file, save_weights_file)
+                                     read_conversion_source, save_weights_file)
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
@@ -40,16 +38,11 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
 
 def main(argv: Optional[list] = None) -> None:
     args = parse_args(argv)
-    try:  # the messages name the files: no traceback needed
-        check_output_path(args.src, args.dst, args.overwrite)
-        ckpt = load_checkpoint_file(args.src)
-    except (FileExistsError, FileNotFoundError, CheckpointLoadError) as e:
-        raise SystemExit(str(e)) from e
+    ckpt, src = read_conversion_source(args.src, args.dst, args.overwrite)
     try:
         layout, state = convert_official_checkpoint(ckpt)
     except (ValueError, KeyError) as e:
         raise SystemExit(f'{args.src}: {e}') from e
-    src = args.src if '://' in args.src else osp.abspath(args.src)
     meta = dict(source=src, layout=layout)
     if isinstance(ckpt, dict) and 'epoch' in ckpt:
         meta['epoch'] = ckpt['epoch']
