@@ -23,13 +23,15 @@ register_all_modules()
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
-    """Parse the command line.
+    """Parse test.py's command line: ``config`` and ``checkpoint``, the
+    Runner arguments of :mod:`selfpatch_mm.utils.cli`, ``--out`` and the
+    ``--show*`` options.
 
     Args:
         argv (list, optional): Arguments; ``sys.argv[1:]`` when None.
 
     Returns:
-        argparse.Namespace: The parsed arguments.
+        argparse.Namespace: ``config``, ``checkpoint``, ``out``, ...
     """
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     add_runner_args(parser, 'test config file path',
@@ -137,14 +139,15 @@ def trigger_visualization_hook(cfg: Config,
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Merge the tool's own command-line arguments into the config.
+    """Load the checkpoint without resuming, add ``--out``'s dump metric
+    and turn on the pictures of ``--show``/``--show-dir``.
 
     Args:
-        cfg (Config): The loaded config.
-        args (argparse.Namespace): Parsed arguments.
+        cfg (Config): The loaded config, changed in place.
+        args (argparse.Namespace): Output of :func:`parse_args`.
 
     Returns:
-        Config: The updated config.
+        Config: ``cfg``.
     """
     cfg.load_from = args.checkpoint
     # Testing only: never resume optimizer state.

@@ -32,13 +32,15 @@ register_all_modules()
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
-    """Parse the command line.
+    """Parse train.py's command line: the Runner arguments of
+    :mod:`selfpatch_mm.utils.cli`, then ``--resume``, ``--amp``,
+    ``--amp-dtype`` and ``--auto-scale-lr``.
 
     Args:
         argv (list, optional): Arguments; ``sys.argv[1:]`` when None.
 
     Returns:
-        argparse.Namespace: The parsed arguments.
+        argparse.Namespace: ``config``, ``work_dir``, ``resume``, ...
     """
     parser = argparse.ArgumentParser(description='Train a model')
     add_runner_args(parser, 'train config file path',
@@ -110,14 +112,15 @@ def enable_amp(cfg: Config, dtype: str = 'fp16') -> None:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Merge the tool's own command-line arguments into the config.
+    """Apply ``--amp``/``--amp-dtype``, ``--resume`` and ``--auto-scale-lr``
+    to the config.
 
     Args:
-        cfg (Config): The loaded config.
-        args (argparse.Namespace): Parsed arguments.
+        cfg (Config): The loaded config, changed in place.
+        args (argparse.Namespace): Output of :func:`parse_args`.
 
     Returns:
-        Config: The updated config.
+        Config: ``cfg``.
     """
     if args.amp or args.amp_dtype:
         enable_amp(cfg, args.amp_dtype or 'fp16')
