@@ -10,9 +10,7 @@
 * A label value that the decode head cannot take stops training with an
   error naming the file and the value.
 """
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import List
@@ -21,6 +19,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
+from selfpatch_mm.testing import derive_config, run_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / 'tools' / 'train.py'
@@ -35,93 +35,73 @@ NUM_CLASSES = 4  # png values 1..4 (0 = unlabelled, reduce_zero_label)
 IMG_H, IMG_W = 48, 64
 
 # The demo ViT (96-d, 4 blocks, patch 8), 64x64 crops, 4 classes; the rest
-# (EncoderDecoder, heads, AdamW + poly, SyncBN, CheckSegLabels) comes from
-# the benchmark config.
-TINY_TEMPLATE = """
-_base_ = [{base!r}]
-num_classes = {num_classes}
-crop_size = (64, 64)
-check_labels = dict(type='CheckSegLabels', num_classes=num_classes)
-model = dict(
-    data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        arch=dict(_delete_=True, embed_dims=96, num_layers=4, num_heads=3,
-                  feedforward_channels=384),
-        img_size=64, patch_size=8, out_indices=(0, 1, 2, 3)),
-{heads})
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    check_labels,
-    dict(type='RandomResize', scale=(128, 64), ratio_range=(0.8, 1.2),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(128, 64), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    check_labels,
-    dict(type='PackSegInputs'),
-]
-_loader = dict(num_workers=0, persistent_workers=False)
+# (EncoderDecoder, heads, AdamW + poly, SyncBN, CheckSegLabels, pipelines)
+# comes from the benchmark config (selfpatch_mm.testing.derive_config).
+_LOADER = dict(num_workers=0, persistent_workers=False)
 # the first ADE20K classes (ids 0..3), so the table has 4 rows
-_meta = dict(classes=('wall', 'building', 'sky', 'floor'))
-train_dataloader = dict(
-    batch_size=2, **_loader,
-    dataset=dict(data_root={data_root!r}, metainfo=_meta,
-                 pipeline=train_pipeline))
-val_dataloader = dict(
-    **_loader,
-    dataset=dict(data_root={data_root!r}, metainfo=_meta,
-                 pipeline=test_pipeline))
-test_dataloader = val_dataloader
-train_cfg = dict(max_iters=4, val_interval=4)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=2,
-         end=4),
-]
-default_hooks = dict(
-    logger=dict(interval=1), checkpoint=dict(interval=4))
-"""
-FPN_HEADS = """
-    neck=dict(in_channels=[96] * 4, out_channels=32),
-    decode_head=dict(in_channels=[32] * 4, channels=16,
-                     num_classes=num_classes),"""
-UPERNET_HEADS = """
-    decode_head=dict(in_channels=[96] * 4, channels=32,
-                     num_classes=num_classes),
-    auxiliary_head=dict(in_channels=96, channels=16,
-                        num_classes=num_classes),"""
+_META = dict(classes=('wall', 'building', 'sky', 'floor'))
 
 
-def _env() -> dict:
-    """Subprocess env: one thread per process, repo importable."""
-    env = dict(os.environ)
-    env['OMP_NUM_THREADS'] = '1'
-    env['PYTHONPATH'] = str(REPO_ROOT) + (
-        os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
-    return env
+def tiny_options(data_root: Path, heads: dict) -> dict:
+    """Settings of the tiny run, on top of a benchmark config."""
+    train, test = 'train_dataloader.', 'test_dataloader.'
+    options = {
+        'model.data_preprocessor.size': (64, 64),
+        'model.backbone.arch': dict(_delete_=True, embed_dims=96,
+                                    num_layers=4, num_heads=3,
+                                    feedforward_channels=384),
+        'model.backbone.img_size': 64,
+        'model.backbone.patch_size': 8,
+        'model.backbone.out_indices': (0, 1, 2, 3),
+        # train: CheckSegLabels, RandomResize, RandomCrop
+        f'{train}dataset.pipeline.2.num_classes': NUM_CLASSES,
+        f'{train}dataset.pipeline.3.scale': (128, 64),
+        f'{train}dataset.pipeline.3.ratio_range': (0.8, 1.2),
+        f'{train}dataset.pipeline.4.crop_size': (64, 64),
+        f'{train}batch_size': 2,
+        'train_cfg.max_iters': 4,
+        'train_cfg.val_interval': 4,
+        'param_scheduler': [
+            dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+                 end=2),
+            dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False,
+                 begin=2, end=4),
+        ],
+        'default_hooks.logger.interval': 1,
+        'default_hooks.checkpoint.interval': 4,
+    }
+    for loader in (train, 'val_dataloader.', test):
+        options.update({f'{loader}{k}': v for k, v in _LOADER.items()})
+        options[f'{loader}dataset.data_root'] = str(data_root)
+        options[f'{loader}dataset.metainfo'] = _META
+    for loader in ('val_dataloader.', test):
+        # test: Resize, CheckSegLabels
+        options[f'{loader}dataset.pipeline.1.scale'] = (128, 64)
+        options[f'{loader}dataset.pipeline.3.num_classes'] = NUM_CLASSES
+    options.update({f'model.{k}': v for k, v in heads.items()})
+    return options
+
+
+FPN_HEADS = {
+    'neck.in_channels': [96] * 4,
+    'neck.out_channels': 32,
+    'decode_head.in_channels': [32] * 4,
+    'decode_head.channels': 16,
+    'decode_head.num_classes': NUM_CLASSES,
+}
+UPERNET_HEADS = {
+    'decode_head.in_channels': [96] * 4,
+    'decode_head.channels': 32,
+    'decode_head.num_classes': NUM_CLASSES,
+    'auxiliary_head.in_channels': 96,
+    'auxiliary_head.channels': 16,
+    'auxiliary_head.num_classes': NUM_CLASSES,
+}
 
 
 def _run(cmd: List[str], cwd: Path, expect_ok: bool = True) -> str:
     """Run a tool; return its output, failing the test on a wrong status."""
-    proc = subprocess.run(
-        [sys.executable, *map(str, cmd)],
-        cwd=cwd,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=300)
-    ok = proc.returncode == 0
-    assert ok == expect_ok, \
-        f'{cmd} exited with {proc.returncode}:\n{proc.stdout[-6000:]}'
-    return proc.stdout
+    return run_command([sys.executable, *cmd], cwd, expect_ok=expect_ok)
 
 
 def make_ade20k_folder(root: Path,
@@ -239,16 +219,11 @@ def test_benchmark_config_full_scale(config: Path) -> None:
 @pytest.mark.parametrize(
     'config, heads', [(FPN_CFG, FPN_HEADS), (UPERNET_CFG, UPERNET_HEADS)],
     ids=['fpn', 'upernet'])
-def test_train_then_test_prints_miou(config: Path, heads: str,
+def test_train_then_test_prints_miou(config: Path, heads: dict,
                                      demo_checkpoint: Path, ade_root: Path,
                                      tmp_path: Path) -> None:
-    tiny = tmp_path / 'tiny.py'
-    tiny.write_text(
-        TINY_TEMPLATE.format(
-            base=str(config),
-            num_classes=NUM_CLASSES,
-            data_root=str(ade_root),
-            heads=heads))
+    tiny = derive_config(config, tmp_path / 'tiny.py',
+                         tiny_options(ade_root, heads))
     work_dir = tmp_path / 'work'
     # The documented way to pick the pretraining checkpoint; SyncBN stays
     # in the config (single process: it must turn into BN by itself).

@@ -7,7 +7,6 @@ Every run goes through ``tools/train.py`` in a subprocess started with
 ``tools/misc/make_demo_images.py``.
 """
 import importlib.util
-import os
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 from mmengine.config import Config
+
+from selfpatch_mm.testing import tool_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / 'tools' / 'train.py'
@@ -89,13 +90,7 @@ def subprocess_env(extra_path: Optional[Path] = None,
                    threads: int = 2) -> Dict[str, str]:
     """Environment of a training subprocess: repo (and ``extra_path``)
     importable, a fixed number of threads."""
-    env = dict(os.environ)
-    env['OMP_NUM_THREADS'] = str(threads)
-    paths = [str(REPO_ROOT)] + ([str(extra_path)] if extra_path else [])
-    if env.get('PYTHONPATH'):
-        paths.append(env['PYTHONPATH'])
-    env['PYTHONPATH'] = os.pathsep.join(paths)
-    return env
+    return tool_env([extra_path] if extra_path else [], threads)
 
 
 def run_cmd(cmd: List[str],

@@ -4,7 +4,6 @@ A tiny mmpretrain classifier is trained on a generated two-class image
 folder, through the tools as a user runs them (subprocesses with
 ``sys.executable``).
 """
-import os
 import re
 import shutil
 import socket
@@ -16,6 +15,8 @@ from typing import List
 import numpy as np
 import pytest
 import torch
+
+from selfpatch_mm.testing import run_command, tool_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / 'tools' / 'train.py'
@@ -96,27 +97,9 @@ def tiny_config(tmp_path: Path) -> Path:
     return cfg_path
 
 
-def _env() -> dict:
-    """Subprocess env: one thread per process, repo importable."""
-    env = dict(os.environ)
-    env['OMP_NUM_THREADS'] = '1'
-    env['PYTHONPATH'] = str(REPO_ROOT) + (
-        os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
-    return env
-
-
 def _run(cmd: List[str], cwd: Path, timeout: int = 120) -> str:
     """Run a command, fail the test with its output when it fails."""
-    proc = subprocess.run(
-        cmd,
-        cwd=cwd,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout)
-    assert proc.returncode == 0, f'{cmd} failed:\n{proc.stdout[-6000:]}'
-    return proc.stdout
+    return run_command(cmd, cwd, timeout=timeout)
 
 
 def _load(path: Path) -> dict:
@@ -171,12 +154,9 @@ def test_default_work_dir_and_amp_without_cuda(tiny_config: Path,
                                                tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip('checks the CPU-only error of --amp')
-    proc = subprocess.run(
-        [sys.executable, str(TRAIN), str(tiny_config), '--amp'],
-        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert "AmpOptimWrapper needs a CUDA device" in proc.stdout
+    out = run_command([sys.executable, TRAIN, tiny_config, '--amp'],
+                      tmp_path, expect_ok=False, timeout=120)
+    assert "AmpOptimWrapper needs a CUDA device" in out
     # nothing was built: the default work dir was not created
     assert not (tmp_path / 'work_dirs').exists()
 
@@ -202,10 +182,8 @@ def test_dist_train_two_processes(tiny_config: Path, tmp_path: Path) -> None:
     (tmp_path / 'dump_hook.py').write_text(DUMP_HOOK)
     tiny_config.write_text(tiny_config.read_text() +
                            DUMP_HOOK_CFG.format(out_dir=str(work_dir)))
-    env = _env()
+    env = tool_env([tmp_path])  # the hook module lives in tmp_path
     env['PORT'] = str(_free_port())
-    # the hook module lives in tmp_path
-    env['PYTHONPATH'] = str(tmp_path) + os.pathsep + env['PYTHONPATH']
     cmd = [
         'bash',
         str(REPO_ROOT / 'tools' / 'dist_train.sh'),

@@ -9,17 +9,13 @@ import torch
 
 # --import-mode=importlib puts no test folder on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
-from dense_eval_utils import (
-    DEMO_CONFIG,
-    run_tool,  # noqa: E402
-    save_demo_checkpoint)
+from dense_eval_utils import DEMO_CONFIG  # noqa: E402
+from dense_eval_utils import run_tool, save_demo_checkpoint  # noqa: E402
 
-from selfpatch_mm.evaluation import (
-    draw_positives,  # noqa: E402
-    load_pretrained_selfpatch,
-    pca_rgb,
-    resize_to_patches,
-    visualize_patches)
+from selfpatch_mm.evaluation import draw_positives  # noqa: E402
+from selfpatch_mm.evaluation import (load_pretrained_selfpatch,  # noqa: E402
+                                     pca_rgb, resize_to_patches,
+                                     visualize_patches)
 from selfpatch_mm.models.utils import match_positives  # noqa: E402
 
 

@@ -30,7 +30,9 @@ from selfpatch_mm.evaluation import (add_pretrained_args, evaluate_davis,
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse the command line."""
+    """The model arguments of :func:`add_pretrained_args`, the DAVIS folders
+    and the official propagation settings (context, neighbourhood, top-k,
+    resolution)."""
     parser = argparse.ArgumentParser(
         description='DAVIS-2017 label propagation with SelfPatch features')
     add_pretrained_args(parser)

@@ -3,10 +3,15 @@
 # file name instead of an index error inside the loss.
 _base_ = 'mmseg::_base_/datasets/ade20k.py'
 
-# CheckSegLabels is in mmseg's TRANSFORMS; only segmentation configs import
-# its module (the benchmark configs add selfpatch_mm.models for the backbone).
+# What the SelfPatch ADE20K configs build from this project: CheckSegLabels
+# (mmseg's TRANSFORMS; only segmentation configs import its module), the
+# backbones ('mmpretrain.SelfPatchDenseViT', ...) and the checkpoint hook.
+# Bases may not share keys, so this base holds the list for all of them.
 custom_imports = dict(
-    imports=['selfpatch_mm.datasets.transforms.check_seg_labels'],
+    imports=[
+        'selfpatch_mm.datasets.transforms.check_seg_labels',
+        'selfpatch_mm.models', 'selfpatch_mm.engine'
+    ],
     allow_failed_imports=False)
 
 num_classes = 150

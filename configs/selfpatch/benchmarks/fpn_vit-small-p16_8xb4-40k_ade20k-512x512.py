@@ -14,15 +14,6 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     '../../_base_/schedules/ade20k_adamw-poly_40k.py',
 ]
-# the dataset base's CheckSegLabels module, plus the backbone
-# ('mmpretrain.SelfPatchDenseViT') and the checkpoint hook (bases may not
-# share keys, so the whole list is here)
-custom_imports = dict(
-    imports=[
-        'selfpatch_mm.datasets.transforms.check_seg_labels',
-        'selfpatch_mm.models', 'selfpatch_mm.engine'
-    ],
-    allow_failed_imports=False)
 
 num_classes = 150
 embed_dims = 384
