@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -165,8 +166,13 @@ def test_train_then_test_reports_box_and_mask_ap(tiny_setup):
     assert metrics, 'tools/test.py wrote no metrics json'
     with open(metrics[0]) as f:
         result = json.load(f)
-    assert 0.0 <= result['coco/bbox_mAP'] <= 1.0
-    assert 0.0 <= result['coco/segm_mAP'] <= 1.0
+    # the json holds the AP the log printed (the known answer of the
+    # evaluator itself: test_config_evaluator_scores_perfect_predictions_one)
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
+        printed = re.search(rf'{key}: (\d+\.\d+)', out)
+        assert printed, out[-3000:]
+        assert float(printed.group(1)) == pytest.approx(result[key],
+                                                        abs=1e-4)
 
 
 def test_dist_train_sh_accepts_config(tiny_setup):
@@ -178,3 +184,35 @@ def test_dist_train_sh_accepts_config(tiny_setup):
               env=env)
     assert 'using BN instead of SyncBN' in out
     assert osp.isfile(str(tmp / 'dist/epoch_1.pth'))
+
+
+def test_config_evaluator_scores_perfect_predictions_one(tiny_setup):
+    """Known answer: the config's test evaluator (bbox + segm CocoMetric)
+    gives AP 1 when the predictions are the ground truth."""
+    from mmdet.registry import METRICS
+    from mmengine.registry import init_default_scope
+    from pycocotools.coco import COCO
+    _, cfg_path = tiny_setup
+    cfg = Config.fromfile(cfg_path)
+    init_default_scope('mmdet')
+    metric = METRICS.build(cfg.test_evaluator)
+    metric.dataset_meta = dict(classes=CLASSES)
+    coco = COCO(cfg.test_evaluator.ann_file)
+    samples = []
+    for img_id in coco.getImgIds():
+        info = coco.loadImgs(img_id)[0]
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id))
+        boxes = [[x, y, x + w, y + h] for x, y, w, h in
+                 (a['bbox'] for a in anns)]
+        samples.append(dict(
+            img_id=img_id, ori_shape=(info['height'], info['width']),
+            pred_instances=dict(
+                bboxes=torch.tensor(boxes),
+                scores=torch.ones(len(anns)),
+                labels=torch.tensor([a['category_id'] - 1 for a in anns]),
+                masks=torch.from_numpy(np.stack(
+                    [coco.annToMask(a) for a in anns]).astype(bool)))))
+    metric.process({}, samples)
+    result = metric.evaluate(len(samples))
+    assert result['coco/bbox_mAP'] == pytest.approx(1.0)
+    assert result['coco/segm_mAP'] == pytest.approx(1.0)
