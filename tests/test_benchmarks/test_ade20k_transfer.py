@@ -251,7 +251,7 @@ def test_train_then_test_prints_miou(config: Path, heads: dict,
     # mmseg's IoUMetric prints a per-class table and the summary line
     match = re.search(r'mIoU: (\d+\.\d+)', out)
     assert match, out[-4000:]
-    assert 0.0 <= float(match.group(1)) <= 100.0
+    # (the metric's known answer: test_config_metric_scores_perfect_maps)
     # and its per-class table, one row per class
     for name in ('wall', 'building', 'sky', 'floor'):
         assert re.search(rf'\|\s+{name}\s+\|\s+\d+\.\d+', out), name
@@ -278,3 +278,28 @@ def test_out_of_range_label_stops_training_with_clear_error(
         out[-4000:]
     assert 'pixel values 201' in out
     assert 'IndexError' not in out and 'out of bounds' not in out
+
+
+@pytest.mark.parametrize('config', [FPN_CFG, UPERNET_CFG],
+                         ids=['fpn', 'upernet'])
+def test_config_metric_scores_perfect_maps(config: Path) -> None:
+    """Known answer: the config's IoUMetric gives mIoU 100 when the
+    prediction is the ground truth, and (50 + 0) / 2 = 25 when class 0 is
+    predicted everywhere on a half-and-half map."""
+    from mmengine.config import Config
+    from mmseg.registry import METRICS
+
+    cfg = Config.fromfile(str(config))
+    gt = torch.zeros(1, 8, 8, dtype=torch.long)
+    gt[:, :, 4:] = 1
+
+    def score(pred: torch.Tensor) -> float:
+        metric = METRICS.build(cfg.test_evaluator)
+        metric.dataset_meta = dict(classes=('wall', 'building'))
+        metric.process({}, [dict(pred_sem_seg=dict(data=pred),
+                                 gt_sem_seg=dict(data=gt))])
+        return metric.evaluate(1)['mIoU']
+
+    assert score(gt.clone()) == pytest.approx(100.0)
+    # class 0 everywhere: IoU(0) = 32/64, IoU(1) = 0
+    assert score(torch.zeros_like(gt)) == pytest.approx(25.0)
