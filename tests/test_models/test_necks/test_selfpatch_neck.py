@@ -89,6 +89,13 @@ def test_cls_attention_shape_and_mass():
     assert attn.shape == (2, 4, 4, 5)
     total = attn.sum((-2, -1))
     assert bool(((total > 0) & (total < 1)).all())
+    # Known answer: zero query weights make every score equal, so each of
+    # the 20 patches gets 1/21 (the query token itself takes the rest).
+    blk = neck.blocks[-1]
+    blk.attn.q.weight.data.zero_()
+    blk.attn.q.bias.data.zero_()
+    uniform = neck.cls_attention(_featmap(x, (4, 5)))
+    torch.testing.assert_close(uniform, torch.full_like(uniform, 1 / 21))
 
 
 def test_gradients_flow_through_student_path():
