@@ -6,10 +6,25 @@ import subprocess
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-__all__ = ['REPO_ROOT', 'derive_config', 'tool_env', 'run_command']
+__all__ = [
+    'REPO_ROOT', 'DEMO_VIT_ARCH', 'TINY_DENSE_VIT', 'derive_config',
+    'tool_env', 'run_command'
+]
 
 #: The checkout this package is imported from (tests run in a checkout).
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: The ViT of the demo config (96-d, 4 blocks, 3 heads), as an ``arch``.
+DEMO_VIT_ARCH = dict(
+    embed_dims=96, num_layers=4, num_heads=3, feedforward_channels=384)
+#: :class:`SelfPatchDenseViT` settings of the tests: the demo ViT at 64 px,
+#: patch 8, every block an output, plain BN (CPU).
+TINY_DENSE_VIT = dict(
+    arch=DEMO_VIT_ARCH,
+    img_size=64,
+    patch_size=8,
+    out_indices=(0, 1, 2, 3),
+    norm_cfg=dict(type='BN'))
 
 
 def derive_config(src: Path, dst: Path, options: Dict[str, object]) -> Path:

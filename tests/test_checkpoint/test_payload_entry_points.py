@@ -10,12 +10,8 @@ import torch
 from checkpoint_helpers import DEMO_CFG, REPO, build_demo_model, load_tool
 
 from selfpatch_mm.checkpoint import UnsafeCheckpointError
+from selfpatch_mm.testing import TINY_DENSE_VIT as TINY_DENSE
 
-TINY_DENSE = dict(
-    arch=dict(embed_dims=96, num_layers=4, num_heads=3,
-              feedforward_channels=384),
-    img_size=64, patch_size=8, out_indices=(0, 1, 2, 3),
-    norm_cfg=dict(type='BN'))
 TINY_VIT = dict(arch=TINY_DENSE['arch'], img_size=64, patch_size=8)
 IMAGE = str(REPO / 'demo' / 'images' / 'scene_003.jpg')
 

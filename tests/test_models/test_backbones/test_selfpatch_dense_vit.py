@@ -8,14 +8,10 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 from selfpatch_mm.models import SelfPatchDenseViT
+from selfpatch_mm.testing import TINY_DENSE_VIT as TINY
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 DEMO_CFG = osp.join(REPO, 'configs/selfpatch/selfpatch_vit-tiny-p8_1xb8-2e_demo.py')
-TINY = dict(
-    arch=dict(embed_dims=96, num_layers=4, num_heads=3,
-              feedforward_channels=384),
-    img_size=64, patch_size=8, out_indices=(0, 1, 2, 3),
-    norm_cfg=dict(type='BN'))
 
 
 @pytest.fixture(scope='module')
