@@ -142,6 +142,21 @@ def write_config(path: Path,
     return path
 
 
+def write_demo_run(tmp_path: Path, name: str, options: Dict,
+                   num_images: int = 8) -> Path:
+    """The demo config on ``num_images`` generated 64-pixel images in
+    ``tmp_path/images``, loaded in-process (no workers), with ``options``
+    (see :func:`write_config`), written to ``tmp_path/name``."""
+    data = tmp_path / 'images'
+    make_demo_images(str(data), num=num_images, size=64)
+    return write_config(
+        tmp_path / name, {
+            'train_dataloader.dataset.data_root': str(data),
+            'train_dataloader.num_workers': 0,
+            **options
+        })
+
+
 def load_ckpt(path: Path) -> dict:
     """Load a checkpoint written by these tests, as data (the project's
     loader: weights_only with the Runner's globals)."""

@@ -11,20 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 # conftest.py puts this folder on sys.path
-from e2e_helpers import (free_port, make_demo_images, subprocess_env,
-                         train_cmd, write_config)
+from e2e_helpers import free_port, subprocess_env, train_cmd, write_demo_run
 
 TIMEOUT = 10  # seconds, via SELFPATCH_DIST_TIMEOUT
 
 
 def _start_ranks(tmp_path: Path):
-    data = tmp_path / 'images'
-    make_demo_images(str(data), num=8, size=64)
-    cfg = write_config(
-        tmp_path / 'demo_dist.py', {
-            'train_dataloader.dataset.data_root': str(data),
+    cfg = write_demo_run(
+        tmp_path, 'demo_dist.py', {
             'train_dataloader.batch_size': 2,
-            'train_dataloader.num_workers': 0,
             'train_cfg.max_epochs': 500,  # runs until a rank is stopped
             'default_hooks.checkpoint.interval': 1000,
             'default_hooks.checkpoint.save_last': False,

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import torch
 # conftest.py puts this folder on sys.path
-from e2e_helpers import (load_ckpt, make_demo_images, run_cmd, train_cmd,
-                         write_config)
+from e2e_helpers import load_ckpt, run_cmd, train_cmd, write_demo_run
 
 
 def _all_finite(state: dict) -> bool:
@@ -20,12 +19,8 @@ def _all_finite(state: dict) -> bool:
 
 def test_lr_blow_up_stops_run_and_keeps_good_checkpoints(
         tmp_path: Path) -> None:
-    data = tmp_path / 'images'
-    make_demo_images(str(data), num=16, size=64)
-    cfg = write_config(
-        tmp_path / 'diverge.py', {
-            'train_dataloader.dataset.data_root': str(data),
-            'train_dataloader.num_workers': 0,
+    cfg = write_demo_run(
+        tmp_path, 'diverge.py', num_images=16, options={
             'train_cfg.max_epochs': 3,
             # x1e12 from the third epoch: AdamW's decoupled weight decay
             # alone then multiplies the weights by -4e6 per step.

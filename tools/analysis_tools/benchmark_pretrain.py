@@ -61,6 +61,25 @@ from selfpatch_mm.utils.benchmark import (Breakdown, build_step, crop_sizes,
 
 AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
+# On/off switches of the command line: (flag, help).
+SWITCHES = (
+    ('--fused-adamw', 'AdamW(fused=True) instead of the default'),
+    ('--no-sdpa', 'plain-ops attention in the backbone (as the official '
+     'timm code) instead of SDPA kernels'),
+    ('--official', 'time the official code structure on the same weights '
+     '(SelfPatch only)'),
+    ('--channels-last', 'channels-last input images'),
+    ('--compile', 'torch.compile the student and teacher backbones'),
+    ('--no-patch', 'DINO ablation: patch branch off (with_patch_loss=False, '
+     'patch_head=None)'),
+    ('--no-breakdown', 'skip the instrumented breakdown and FLOPs'),
+    ('--compare', 'benchmark SelfPatch and DINO (each in its own process) '
+     'and print their ratios'),
+    ('--sweep', 'one process per combination of --batch-sizes, variants and '
+     '--sweep-switches; one table'),
+    ('--with-official', '--sweep: add the official-shaped step'),
+)
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -78,36 +97,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--amp', nargs='?', const='auto', choices=['auto', 'fp16', 'bf16'],
         help='mixed precision through SelfPatchAmpOptimWrapper: fp16 (with '
         'a GradScaler) or bf16; bare --amp is fp16 on CUDA, bf16 on the CPU')
-    parser.add_argument('--fused-adamw', action='store_true',
-                        help='AdamW(fused=True) instead of the default')
-    parser.add_argument('--no-sdpa', action='store_true',
-                        help='plain-ops attention in the backbone (as the '
-                        'official timm code) instead of SDPA kernels')
-    parser.add_argument('--official', action='store_true',
-                        help='time the official code structure on the same '
-                        'weights (SelfPatch only)')
+    for flag, text in SWITCHES:
+        parser.add_argument(flag, action='store_true', help=text)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch intra-op threads (default: torch\'s)')
-    parser.add_argument('--channels-last', action='store_true',
-                        help='channels-last input images')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile the student and teacher '
-                        'backbones')
-    parser.add_argument('--no-patch', action='store_true',
-                        help='DINO ablation: patch branch off '
-                        '(with_patch_loss=False, patch_head=None)')
-    parser.add_argument('--no-breakdown', action='store_true',
-                        help='skip the instrumented breakdown and FLOPs')
-    parser.add_argument('--compare', action='store_true',
-                        help='benchmark SelfPatch and DINO (each in its own '
-                        'process) and print their ratios')
-    parser.add_argument('--sweep', action='store_true',
-                        help='one process per combination of --batch-sizes,'
-                        ' variants and --sweep-switches; one table')
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=None,
                         help='batch sizes of --sweep')
-    parser.add_argument('--with-official', action='store_true',
-                        help='--sweep: add the official-shaped step')
     parser.add_argument('--sweep-switches', nargs='*', default=[],
                         choices=['fused-adamw', 'no-sdpa'],
                         help='--sweep: also run SelfPatch at the largest '
