@@ -124,14 +124,10 @@ class SelfPatchDenseViT(SelfPatchViT):
         if len(out_indices) != 4:
             raise ValueError(f'out_indices must name 4 blocks (one per '
                              f'stride 4/8/16/32), got {out_indices}.')
-        super().__init__(
-            arch=arch,
-            img_size=img_size,
-            patch_size=patch_size,
-            out_indices=out_indices,
-            drop_path_rate=drop_path_rate,
-            init_cfg=init_cfg,
-            **kwargs)
+        # SelfPatchViT's order: arch, img_size, patch_size, out_indices,
+        # drop_path_rate.
+        super().__init__(arch, img_size, patch_size, out_indices,
+                         drop_path_rate, init_cfg=init_cfg, **kwargs)
         resolved = sorted(self.out_indices)
         if list(self.out_indices) != resolved or \
                 len(set(resolved)) != len(resolved):
