@@ -207,12 +207,8 @@ def test_propagation_copies_labels_of_identical_patches():
     feats = torch.nn.functional.normalize(torch.randn(20, 16), dim=1)
     labels = torch.nn.functional.one_hot(
         torch.randint(0, k_cls, (20, )), k_cls).T.float()
-    out = propagate_labels(
-        feats,
-        feats[None],
-        labels[None],
-        topk=1,
-        mask=neighbourhood_mask(hw, 1))
+    out = propagate_labels(feats, feats[None], labels[None], topk=1,
+                           mask=neighbourhood_mask(hw, 1))
     assert torch.equal(out, labels)
     # Source patch j+1 holds the feature of target patch j: unrestricted,
     # each target takes the label of its perfect match ...
@@ -220,12 +216,8 @@ def test_propagation_copies_labels_of_identical_patches():
     out = propagate_labels(feats, shifted[None], labels[None], topk=1)
     assert torch.equal(out, labels.roll(-1, 1))
     # ... but with radius 0 only the source patch at the same position.
-    out = propagate_labels(
-        feats,
-        shifted[None],
-        labels[None],
-        topk=1,
-        mask=neighbourhood_mask(hw, 0))
+    out = propagate_labels(feats, shifted[None], labels[None], topk=1,
+                           mask=neighbourhood_mask(hw, 0))
     assert torch.equal(out, labels)
 
 
