@@ -23,6 +23,7 @@ from ...checkpoint import (check_load_report, extract_vit_state_dict,
                            fit_pos_embed, load_checkpoint_file,
                            match_state_dict)
 from ...checkpoint.pos_embed import POS_EMBED_RESIZE
+from ..utils.init_cfg import is_pretrained_init
 from .selfpatch_vit import SelfPatchViT
 
 __all__ = ['SelfPatchDenseViT']
@@ -210,9 +211,7 @@ class SelfPatchDenseViT(SelfPatchViT):
         """Initialise as the official code, then load ``init_cfg``'s
         checkpoint when it is ``Pretrained``."""
         init_cfg = self.init_cfg
-        pretrained = isinstance(init_cfg, dict) and \
-            init_cfg.get('type') == 'Pretrained'
-        if not pretrained:
+        if not is_pretrained_init(init_cfg):
             super().init_weights()
             return
         # Random init first (deconvs, keys missing from the file), then load

@@ -17,6 +17,7 @@ from torch import nn
 # Owned by the loading layer (checkpoints adapt on load); the forward pass
 # uses the same official resize for inputs of other sizes.
 from ...checkpoint.pos_embed import interpolate_pos_embed
+from ..utils.init_cfg import is_pretrained_init
 
 
 @MODELS.register_module()
@@ -72,8 +73,7 @@ class SelfPatchViT(VisionTransformer):
 
     def init_weights(self) -> None:
         super().init_weights()
-        if isinstance(self.init_cfg, dict) and \
-                self.init_cfg.get('type') == 'Pretrained':
+        if is_pretrained_init(self.init_cfg):
             return
         # Official init (timm): trunc_normal(0.02) on Linear weights, zero
         # biases, unit LayerNorms; it overrides mmpretrain's xavier FFN init.

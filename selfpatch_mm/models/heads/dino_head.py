@@ -11,6 +11,8 @@ from mmpretrain.registry import MODELS
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from ..utils.init_cfg import is_pretrained_init
+
 
 @MODELS.register_module()
 class DINOHead(BaseModule):
@@ -60,8 +62,7 @@ class DINOHead(BaseModule):
 
     def init_weights(self) -> None:
         super().init_weights()
-        if isinstance(self.init_cfg, dict) and \
-                self.init_cfg.get('type') == 'Pretrained':
+        if is_pretrained_init(self.init_cfg):
             return
         for m in self.mlp.modules():
             if isinstance(m, nn.Linear):

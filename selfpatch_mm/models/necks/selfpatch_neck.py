@@ -13,6 +13,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..utils.class_attention import ClassAttentionBlock
+from ..utils.init_cfg import is_pretrained_init
 from ..utils.matching_checks import check_matching_settings, check_patch_grid
 from ..utils.positive_matching import match_positives
 
@@ -63,8 +64,7 @@ class SelfPatchNeck(BaseModule):
 
     def init_weights(self) -> None:
         super().init_weights()
-        if isinstance(self.init_cfg, dict) and \
-                self.init_cfg.get('type') == 'Pretrained':
+        if is_pretrained_init(self.init_cfg):
             return
         trunc_normal_(self.cls_token, std=0.02)
         for m in self.modules():
