@@ -62,13 +62,8 @@ class SelfPatchViT(VisionTransformer):
         kwargs.setdefault('final_norm', False)
         kwargs.setdefault('out_type', 'featmap')
         kwargs.setdefault('interpolate_mode', 'bicubic')
-        super().__init__(
-            arch=arch,
-            img_size=img_size,
-            patch_size=patch_size,
-            out_indices=out_indices,
-            drop_path_rate=drop_path_rate,
-            **kwargs)
+        super().__init__(arch, img_size, patch_size, out_indices=out_indices,
+                         drop_path_rate=drop_path_rate, **kwargs)
         self.patch_size = patch_size
 
     def init_weights(self) -> None:
