@@ -28,7 +28,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 from mmengine.visualization import Visualizer
 
-import selfpatch_mm  # noqa: F401  (registers the hooks and wrappers)
+from selfpatch_mm.utils import register_all_modules
 
 TEACHER = dict(teacher_momentum='Teacher momentum',
                teacher_temp='Teacher temperature')
@@ -110,6 +110,7 @@ def simulate(cfg: Config, iters_per_epoch: int, tool) -> dict:
 def main(argv: Optional[List[str]] = None) -> None:
     """Simulate the run and plot (or save) one schedule."""
     args = parse_args(argv)
+    register_all_modules()  # the hooks and optimizer wrappers
     tool = _mmpretrain_tool()
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
