@@ -253,11 +253,16 @@ def evaluate_davis(gt_root: str,
     if nproc == 1:
         outs = [evaluate_sequence(*job) for job in jobs]
     else:
-        # fork where available: no re-import of torch and the OpenMMLab
-        # stack in every worker (the workers only use numpy and OpenCV).
-        method = 'fork' if 'fork' in \
-            multiprocessing.get_all_start_methods() else 'spawn'
-        with multiprocessing.get_context(method).Pool(nproc) as pool:
+        # Not fork: a child forked after the parent ran OpenCV or torch
+        # thread pools can deadlock in them (seen after the patch-picture
+        # tool in one process). A forkserver imports this module once and
+        # forks the workers from that clean process.
+        if 'forkserver' in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context('forkserver')
+            ctx.set_forkserver_preload([__name__])
+        else:
+            ctx = multiprocessing.get_context('spawn')
+        with ctx.Pool(nproc) as pool:
             outs = pool.map(_evaluate_one, jobs, chunksize=1)
     return OrderedDict(zip(sequences, outs))
 
