@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from selfpatch_mm.testing import derive_config
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 TRAIN = REPO_ROOT / 'tools' / 'train.py'
@@ -25,11 +27,13 @@ _spec = importlib.util.spec_from_file_location(
 _ade = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_ade)
 
-# The transfer test's tiny child config (demo ViT: 96-d, 4 blocks, patch 8;
+# The transfer test's tiny settings (demo ViT: 96-d, 4 blocks, patch 8;
 # 64x64 crops; 4 iterations) with all 4 blocks concatenated into the probe
-PROBE_HEAD = """
-    decode_head=dict(in_channels=[96] * 4, in_index=[0, 1, 2, 3],
-                     num_classes=num_classes),"""
+PROBE_HEAD = {
+    'decode_head.in_channels': [96] * 4,
+    'decode_head.in_index': [0, 1, 2, 3],
+    'decode_head.num_classes': _ade.NUM_CLASSES,
+}
 
 
 @pytest.fixture(scope='module')
@@ -38,13 +42,8 @@ def probe_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('probe')
     ade_root = _ade.make_ade20k_folder(tmp / 'ade')
     ckpt = _demo_checkpoint(tmp / 'pretrain.pth')
-    cfg = tmp / 'probe.py'
-    cfg.write_text(
-        _ade.TINY_TEMPLATE.format(
-            base=str(PROBE_CFG),
-            num_classes=_ade.NUM_CLASSES,
-            data_root=str(ade_root),
-            heads=PROBE_HEAD))
+    cfg = derive_config(PROBE_CFG, tmp / 'probe.py',
+                        _ade.tiny_options(ade_root, PROBE_HEAD))
     work_dir = tmp / 'work'
     out = _ade._run([
         TRAIN, cfg, '--work-dir', work_dir, '--cfg-options',
