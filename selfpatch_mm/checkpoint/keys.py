@@ -14,7 +14,10 @@ __all__ = [
 
 StateDict = Dict[str, torch.Tensor]
 
-_VIT_KEY = re.compile(r'^(pos_embed$|patch_embed\.projection\.|layers\.\d+\.)')
+# cls_token and the final norm ln1 exist only in the standard DINO ViT
+# (with_cls_token=True, final_norm=True); a SelfPatch ViT has neither.
+_VIT_KEY = re.compile(r'^(pos_embed$|cls_token$|ln1\.|'
+                      r'patch_embed\.projection\.|layers\.\d+\.)')
 
 
 def is_vit_key(key: str) -> bool:

@@ -136,3 +136,33 @@ def test_probe_test_prints_miou(probe_run) -> None:
     match = re.search(r'mIoU: (\d+\.\d+)', out)
     assert match, out[-4000:]
     assert 0.0 <= float(match.group(1)) <= 100.0
+
+
+def test_probe_backbone_loads_a_standard_dino_vit(tmp_path: Path) -> None:
+    """A ViT with its own [CLS] token and final norm (standard DINO), saved
+    at 32 px, loads into the probe backbone at 64 px: [CLS] token and
+    position, final norm and blocks as stored, the patch table resized."""
+    from selfpatch_mm.models.backbones import (FrozenSelfPatchViT,
+                                               SelfPatchViT)
+    arch = dict(embed_dims=32, num_layers=4, num_heads=2,
+                feedforward_channels=64)
+    common = dict(arch=arch, patch_size=8, with_cls_token=True,
+                  final_norm=True)
+    torch.manual_seed(0)
+    src = SelfPatchViT(img_size=32, out_type='cls_token', **common)
+    src.init_weights()
+    path = tmp_path / 'dino.pth'
+    torch.save({'state_dict': {f'teacher.backbone.{k}': v
+                               for k, v in src.state_dict().items()}}, path)
+    probe = FrozenSelfPatchViT(
+        img_size=64, out_indices=(3, ),
+        init_cfg=dict(type='Pretrained', checkpoint=str(path)), **common)
+    probe.init_weights()
+    got, want = probe.state_dict(), src.state_dict()
+    for key in ('cls_token', 'ln1.weight', 'layers.3.attn.qkv.weight'):
+        assert torch.equal(got[key], want[key]), key
+    assert torch.equal(got['pos_embed'][:, :1], want['pos_embed'][:, :1])
+    assert got['pos_embed'].shape == (1, 1 + 64, 32)
+    assert not any(p.requires_grad for p in probe.parameters())
+    out = probe(torch.randn(1, 3, 64, 64))
+    assert len(out) == 1 and out[0].shape == (1, 32, 8, 8)
