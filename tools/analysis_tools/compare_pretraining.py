@@ -58,8 +58,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--probe-iters', type=int,
                         help='linear-probe training iterations')
     parser.add_argument(
-        '--equal-wall-base',
-        help="the DINO arm given SelfPatch's wall time (default: 'dino' "
+        '--equal-wall-base', nargs='+',
+        help="the DINO arm(s) given SelfPatch's wall time (default: 'dino' "
         "when its config exists, else 'dino_no_patch_loss')")
     parser.add_argument('--list-arms', action='store_true',
                         help='print the arms and exit')

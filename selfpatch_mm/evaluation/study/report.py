@@ -99,7 +99,8 @@ def _markdown(summary: dict, meta: dict) -> str:
     lines = [
         '# Pretraining study', '',
         f"Seeds: {meta.get('seeds')}; mode: {meta.get('mode')}; "
-        f"total wall time {meta.get('total_wall_s', 0) / 60:.1f} min.", '',
+        f"this call {meta.get('total_wall_s', 0) / 60:.1f} min, all runs "
+        f"{meta.get('runs_wall_s', 0) / 60:.1f} min.", '',
         '| arm | ' + ' | '.join(METRICS.values()) +
         ' | pretrain steps | pretrain wall (s) |',
         '| --- ' * (len(METRICS) + 3) + '|',

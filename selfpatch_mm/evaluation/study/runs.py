@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Union
 
 __all__ = [
     'REPO_ROOT', 'PretrainSettings', 'Arm', 'default_arms',
@@ -92,15 +92,17 @@ def _first(patterns: List[str]) -> Optional[str]:
     return None
 
 
-def default_arms(equal_wall_base: Optional[str] = None) -> List[Arm]:
+def default_arms(
+        equal_wall_base: Optional[Union[str, Sequence[str]]] = None
+) -> List[Arm]:
     """SelfPatch, DINO with its own [CLS] token (when its config exists),
-    the no-patch-loss ablation, a DINO arm with SelfPatch's wall time, and
+    the no-patch-loss ablation, DINO arm(s) with SelfPatch's wall time, and
     random init.
 
     Args:
-        equal_wall_base (str, optional): The DINO arm that gets SelfPatch's
-            wall time: ``'dino'`` (default when its config exists) or
-            ``'dino_no_patch_loss'``.
+        equal_wall_base (str | Sequence[str], optional): The DINO arm(s)
+            that get SelfPatch's wall time: ``'dino'`` (default when its
+            config exists) and/or ``'dino_no_patch_loss'``.
     """
     selfpatch = osp.join(_CONFIGS,
                          'selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py')
@@ -112,13 +114,14 @@ def default_arms(equal_wall_base: Optional[str] = None) -> List[Arm]:
     if dino_cls:
         arms.append(Arm('dino', dino_cls))
     arms.append(Arm('dino_no_patch_loss', ablation))
-    base = equal_wall_base or ('dino' if dino_cls else 'dino_no_patch_loss')
-    ref = {a.name: a for a in arms}.get(base)
-    if ref is None:
-        raise ValueError(f'No arm {base!r} for the equal-wall-clock run; '
-                         f'arms: {[a.name for a in arms]}.')
-    arms.append(Arm(f'{base}_equal_wall', ref.config,
-                    equal_wall_of='selfpatch', steps_of=base))
+    bases = equal_wall_base or ('dino' if dino_cls else 'dino_no_patch_loss')
+    known = {a.name: a for a in arms}
+    for base in [bases] if isinstance(bases, str) else list(bases):
+        if base not in known:
+            raise ValueError(f'No arm {base!r} for the equal-wall-clock '
+                             f'run; arms: {list(known)}.')
+        arms.append(Arm(f'{base}_equal_wall', known[base].config,
+                        equal_wall_of='selfpatch', steps_of=base))
     arms.append(Arm('random_init', None))
     return arms
 

@@ -190,7 +190,10 @@ def run_study(settings: StudySettings, arms: List[Arm], out_dir: str,
         settings=asdict(settings), arms=[asdict(a) for a in arms],
         failures=failures, machine=_machine(), finished=time.strftime('%Y-%m-%d %H:%M:%S UTC',
                                                    time.gmtime()),
-        total_wall_s=time.perf_counter() - t0)
+        total_wall_s=time.perf_counter() - t0,
+        # all runs, also those finished by earlier (resumed) calls
+        runs_wall_s=sum(r.get('run_wall_s', 0.0) for runs in results.values()
+                        for r in runs.values()))
     results = {arm: runs for arm, runs in results.items() if runs}
     if not results:
         raise RuntimeError(f'No run finished: {failures}')
