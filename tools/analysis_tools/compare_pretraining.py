@@ -20,7 +20,8 @@ Re-running with the same ``--out-dir`` skips the finished runs.
 
 Example::
 
-    python tools/analysis_tools/compare_pretraining.py --out-dir work_dirs/study
+    python tools/analysis_tools/compare_pretraining.py \\
+        --out-dir work_dirs/study
     python tools/analysis_tools/compare_pretraining.py --quick --out-dir /tmp/q
 """
 import argparse
@@ -72,7 +73,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> dict:
     """Run the study; returns the ``summary.json`` content."""
     args = parse_args(argv)
-    arms = default_arms(args.equal_wall_base) + [Arm(n, c) for n, c in args.add_arm]
+    arms = default_arms(args.equal_wall_base) + [
+        Arm(n, c) for n, c in args.add_arm
+    ]
     if args.arms:
         unknown = set(args.arms) - {a.name for a in arms}
         if unknown:
