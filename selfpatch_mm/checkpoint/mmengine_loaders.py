@@ -21,6 +21,8 @@ from .safe_load import load_checkpoint_file
 __all__ = ['register_mmengine_loaders', 'load_from_local', 'load_from_http']
 
 _REGISTERED = False
+LOCAL_PREFIX = '(?:)'
+HTTP_PREFIX = 'https?://'
 
 
 # mmengine logs the loader as ``__name__[10:]``: these names log "local" and
@@ -44,12 +46,14 @@ def register_mmengine_loaders() -> None:
         return
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    # ``force=True`` is required: mmengine registers these prefixes itself
-    # at import and ``CheckpointLoader.register_scheme`` raises a KeyError
-    # for a registered prefix unless forced; it has no other public way to
-    # replace a loader. Only these two prefixes are replaced.
+    # New prefixes rather than forcing mmengine's own away: its loader
+    # table is tried longest (and reverse-alphabetically) first, and the
+    # prefixes are regular expressions. ``https?://`` therefore wins over
+    # mmengine's ``http://`` / ``https://``, and ``(?:)`` (matches any
+    # path) over its ``''`` fallback, while every other scheme
+    # (``s3://``, ``open-mmlab://``...) is still tried before it.
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local, force=True)
+        prefixes=LOCAL_PREFIX, loader=load_from_local)
     CheckpointLoader.register_scheme(
-        prefixes=('http://', 'https://'), loader=load_from_http, force=True)
+        prefixes=HTTP_PREFIX, loader=load_from_http)
     _REGISTERED = True
