@@ -17,9 +17,7 @@ read:
 
 Colour does not tell the classes apart (every instance draws its own
 hues), so a feature must see shape and texture, i.e. patch structure, to do
-well; and in the clips the light and each object's hue drift from frame to
-frame, so matching raw colours between frames is not enough to propagate
-labels.
+well. The clips' light drifts from frame to frame.
 """
 import io
 import json
@@ -57,13 +55,6 @@ class WorldSpec:
             default) draws every instance's hues uniformly, so that colour
             carries no class information and an untrained network, whose
             features are mostly colour statistics, cannot win on it.
-        clip_recolour (float): Per-frame step (std) of a random walk of
-            each object's hue, in turns: an object keeps its shape and
-            texture but not its exact colour. Without it an untrained
-            network propagated labels best, by matching raw colours from
-            frame to frame (measured: random init 71.4 J&F against 68.9
-            and 70.3 for SelfPatch and DINO after 432 steps; with 0.05:
-            61.9 against 66.4 and 67.5).
         main_scale (tuple): Size range of each scene's main object (drawn
             in front), as a fraction of the scene; it is usually the
             dominant object that labels the scene for k-NN.
@@ -76,11 +67,10 @@ class WorldSpec:
     num_classes: int = 6
     image_size: int = 64
     num_train: int = 600
-    num_val: int = 160
-    num_clips: int = 8
+    num_val: int = 320
+    num_clips: int = 24
     clip_len: int = 10
     class_hue: bool = False
-    clip_recolour: float = 0.05
     main_scale: Tuple[float, float] = (0.26, 0.4)
     other_scale: Tuple[float, float] = (0.14, 0.24)
     clip_light: float = 0.25
@@ -173,10 +163,7 @@ def _draw(img: np.ndarray, seg: np.ndarray, value: int, cls: dict,
     tx, ty = np.cos(a) * x + np.sin(a) * y, -np.sin(a) * x + np.cos(a) * y
     pattern = _texture(cls['texture'], tx, ty, cls['period'] * inst['pscale'],
                        inst['phase'])[..., None]
-    h = inst.get('hue_shift', 0.0)
-    c1, c2 = (_hsv(hue + h, sat, val)
-              for hue, sat, val in (inst['hsv1'], inst['hsv2']))
-    col = pattern * c1 + (1 - pattern) * c2
+    col = pattern * inst['c1'] + (1 - pattern) * inst['c2']
     img[mask] = col[mask]
     seg[mask] = value
 
@@ -196,9 +183,9 @@ def _instance(rng: np.random.Generator, cls: dict, size: int,
         angle_jitter=rng.normal(0, 0.2),
         pscale=rng.uniform(0.85, 1.15),
         phase=rng.uniform(0, 2 * np.pi),
-        hsv1=(hue, rng.uniform(0.5, 1.0), rng.uniform(0.7, 1.0)),
-        hsv2=(hue + 0.5 + rng.normal(0, 0.12), rng.uniform(0.3, 0.9),
-              rng.uniform(0.1, 0.5)))
+        c1=_hsv(hue, rng.uniform(0.5, 1.0), rng.uniform(0.7, 1.0)),
+        c2=_hsv(hue + 0.5 + rng.normal(0, 0.12), rng.uniform(0.3, 0.9),
+                rng.uniform(0.1, 0.5)))
 
 
 def _finish(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -246,8 +233,7 @@ def _write_clip(rng: np.random.Generator, classes: List[dict],
         motion = dict(
             vx=rng.uniform(-1.5, 1.5), vy=rng.uniform(-1.5, 1.5),
             vr=rng.uniform(-0.08, 0.08), breathe=rng.uniform(0.02, 0.06),
-            vw=rng.uniform(0.1, 0.3),
-            hue=np.cumsum(rng.normal(0, spec.clip_recolour, spec.clip_len)))
+            vw=rng.uniform(0.1, 0.3))
         objs.append((c, inst, motion))
     # a smooth random walk of gain and colour cast over the frames
     light = np.cumsum(rng.normal(0, spec.clip_light / 2, (spec.clip_len, 4)),
@@ -261,7 +247,6 @@ def _write_clip(rng: np.random.Generator, classes: List[dict],
             cur['rot'] = inst['rot'] + m['vr'] * t
             cur['scale'] = inst['scale'] * (1 + m['breathe'] * np.sin(t))
             cur['wobble'] = inst['wobble'] + m['vw'] * t
-            cur['hue_shift'] = m['hue'][t]
             _draw(img, ids, oid, classes[c], cur)
         gain = np.exp(light[t, 0]) * np.exp(light[t, 1:] / 2)
         frame = _finish((img - 128.0) * gain + 128.0 + 40.0 * light[t, 1:],
