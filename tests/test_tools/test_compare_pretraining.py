@@ -92,3 +92,24 @@ def test_paired_difference_interval() -> None:
     assert d['ci95'] == pytest.approx([2.0 - half, 2.0 + half])
     assert paired_difference({0: 1.0}, {0: 0.5})['ci95'] is None
     assert paired_difference({0: 1.0}, {1: 0.5}) is None
+
+
+def test_summary_calibrates_against_random_init() -> None:
+    from selfpatch_mm.evaluation.study.report import METRICS, summarize
+
+    def runs(base: float) -> dict:
+        return {s: {**{k: base + s for k in METRICS},
+                    'pretrain_wall_s': 1.0, 'pretrain_steps': 4}
+                for s in (0, 1)}
+
+    summary = summarize({'selfpatch': runs(12.0), 'dino': runs(11.0),
+                         'random_init': runs(10.0)})
+    assert set(summary['calibration']) == {'selfpatch - random_init',
+                                           'dino - random_init'}
+    for key in METRICS:
+        assert summary['calibration']['selfpatch - random_init'][key][
+            'mean'] == pytest.approx(2.0)
+        assert summary['calibration']['dino - random_init'][key][
+            'mean'] == pytest.approx(1.0)
+        assert summary['differences']['selfpatch - dino'][key][
+            'mean'] == pytest.approx(1.0)

@@ -50,7 +50,8 @@ def paired_difference(a: Dict[int, float],
 
 
 def summarize(results: Dict[str, Dict[int, dict]],
-              selfpatch: str = 'selfpatch') -> dict:
+              selfpatch: str = 'selfpatch',
+              random_init: str = 'random_init') -> dict:
     """Aggregate per-run results.
 
     Args:
@@ -60,8 +61,9 @@ def summarize(results: Dict[str, Dict[int, dict]],
 
     Returns:
         dict: ``arms`` (per metric ``mean``, ``std``, ``values``; wall
-        times and steps) and ``differences`` (``selfpatch - <arm>`` per
-        metric, for each arm whose name starts with ``dino``).
+        times and steps), ``differences`` (``selfpatch - <arm>`` per
+        metric, for each arm whose name starts with ``dino``) and
+        ``calibration`` (``<arm> - random_init`` for every other arm).
     """
     arms = {}
     for arm, runs in results.items():
@@ -76,23 +78,49 @@ def summarize(results: Dict[str, Dict[int, dict]],
                 std=float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                 values=[float(v) for v in vals])
         arms[arm] = row
-    diffs = {}
-    for arm in results:
-        if not arm.startswith('dino') or selfpatch not in results:
-            continue
-        diffs[f'{selfpatch} - {arm}'] = {
-            key: paired_difference(
-                {s: r[key] for s, r in results[selfpatch].items()},
-                {s: r[key] for s, r in results[arm].items()})
+
+    def per_metric(a: str, b: str) -> dict:
+        return {
+            key: paired_difference({s: r[key] for s, r in results[a].items()},
+                                   {s: r[key] for s, r in results[b].items()})
             for key in METRICS
         }
-    return dict(arms=arms, differences=diffs)
+
+    diffs = {
+        f'{selfpatch} - {arm}': per_metric(selfpatch, arm)
+        for arm in results if arm.startswith('dino') and selfpatch in results
+    }
+    # the instrument is only calibrated if pretraining beats its own
+    # starting point on every metric
+    calibration = {
+        f'{arm} - {random_init}': per_metric(arm, random_init)
+        for arm in results if random_init in results and arm != random_init
+    }
+    return dict(arms=arms, differences=diffs, calibration=calibration)
 
 
 def _fmt(stat: Optional[dict], digits: int = 1) -> str:
     if not stat:
         return '–'
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def _difference_table(diffs: dict) -> List[str]:
+    lines = ['| difference | ' + ' | '.join(METRICS.values()) + ' |',
+             '| --- ' * (len(METRICS) + 1) + '|']
+    for name, per in diffs.items():
+        cells = []
+        for key in METRICS:
+            d = per[key]
+            if d is None:
+                cells.append('–')
+            elif d['ci95'] is None:
+                cells.append(f"{d['mean']:+.1f} (n=1, no interval)")
+            else:
+                cells.append(f"{d['mean']:+.1f} [{d['ci95'][0]:+.1f}, "
+                             f"{d['ci95'][1]:+.1f}]")
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return lines
 
 
 def _markdown(summary: dict, meta: dict) -> str:
@@ -111,41 +139,40 @@ def _markdown(summary: dict, meta: dict) -> str:
                   _fmt(row.get('pretrain_wall_s'), 0)]
         lines.append(f'| {arm} | ' + ' | '.join(cells) + ' |')
     lines += ['', 'Paired differences (per seed), mean and 95% t interval:',
-              '', '| difference | ' + ' | '.join(METRICS.values()) + ' |',
-              '| --- ' * (len(METRICS) + 1) + '|']
-    for name, per in summary['differences'].items():
-        cells = []
-        for key in METRICS:
-            d = per[key]
-            if d is None:
-                cells.append('–')
-            elif d['ci95'] is None:
-                cells.append(f"{d['mean']:+.1f} (n=1, no interval)")
-            else:
-                cells.append(f"{d['mean']:+.1f} [{d['ci95'][0]:+.1f}, "
-                             f"{d['ci95'][1]:+.1f}]")
-        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+              ''] + _difference_table(summary['differences'])
+    if summary.get('calibration'):
+        lines += ['', 'Calibration: each arm minus random init (its starting '
+                  'point), paired by seed:', ''
+                  ] + _difference_table(summary['calibration'])
     return '\n'.join(lines) + '\n'
 
 
 def _plot(summary: dict, path: str) -> None:
+    """Grouped bars, one panel per metric: the arms differ by a point or
+    two on scales as far apart as 12 and 74, so every panel gets its own
+    y range (zoomed, not from zero; the title says so)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     arms: List[str] = list(summary['arms'])
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.8 / max(len(arms), 1)
-    for i, arm in enumerate(arms):
-        row = summary['arms'][arm]
-        means = [row.get(k, {}).get('mean', np.nan) for k in METRICS]
-        stds = [row.get(k, {}).get('std', 0.0) for k in METRICS]
-        xs = np.arange(len(METRICS)) + (i - (len(arms) - 1) / 2) * width
-        ax.bar(xs, means, width, yerr=stds, capsize=3, label=arm)
-    ax.set_xticks(np.arange(len(METRICS)))
-    ax.set_xticklabels(list(METRICS.values()))
-    ax.set_ylabel('% (mean ± std over seeds)')
-    ax.legend(fontsize=8)
-    ax.grid(axis='y', alpha=0.3)
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(11, 3.8))
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    for ax, (key, label) in zip(np.atleast_1d(axes), METRICS.items()):
+        rows = [summary['arms'][a].get(key, {}) for a in arms]
+        means = np.array([r.get('mean', np.nan) for r in rows])
+        stds = np.array([r.get('std', 0.0) for r in rows])
+        xs = np.arange(len(arms))
+        ax.bar(xs, means, 0.8, yerr=stds, capsize=3,
+               color=[colours[i % len(colours)] for i in xs])
+        low, high = np.nanmin(means - stds), np.nanmax(means + stds)
+        if np.isfinite(low) and np.isfinite(high):
+            pad = max(high - low, 1.0) * 0.25
+            ax.set_ylim(max(low - pad, 0.0), high + pad)
+        ax.set_xticks(xs)
+        ax.set_xticklabels(arms, rotation=35, ha='right', fontsize=8)
+        ax.set_title(f'{label} (zoomed)', fontsize=10)
+        ax.grid(axis='y', alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel('% (mean ± std over seeds)')
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
