@@ -36,8 +36,8 @@ class StudySettings:
 
 
 def full_settings() -> StudySettings:
-    """The default study: about 35 minutes on 2 shared cores (measured,
-    five arms x 3 seeds; the issue's budget is 60)."""
+    """The default study: 43 minutes on 2 cores (measured, five arms x 3
+    seeds; the issue's budget is 60)."""
     return StudySettings()
 
 
