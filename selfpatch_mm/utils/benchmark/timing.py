@@ -95,12 +95,25 @@ class Breakdown:
 
 def matmul_rate(device: str, dtype: torch.dtype, n: int = 2048,
                 seconds: float = 1.0) -> float:
-    """Dense ``n x n`` matmul FLOP/s of this device in ``dtype``."""
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    for _ in range(3):
+    """Dense matmul FLOP/s of this device in ``dtype``, at up to ``n x n``.
+
+    The size grows from 256 and stops early once one product takes an
+    eighth of ``seconds``: a CPU without native bf16 (AVX2 only, measured on
+    an AMD EPYC) falls back to a slow kernel that needs minutes for a 2048
+    bf16 product.
+    """
+    size = min(256, n)
+    while True:
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
         a @ b
-    sync(device)
+        sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        sync(device)
+        if size >= n or time.perf_counter() - t0 > seconds / 8:
+            break
+        size = min(2 * size, n)
     reps, t0 = 0, time.perf_counter()
     while True:
         a @ b
@@ -110,4 +123,4 @@ def matmul_rate(device: str, dtype: torch.dtype, n: int = 2048,
             elapsed = time.perf_counter() - t0
             if elapsed >= seconds:
                 break
-    return 2 * n**3 * reps / elapsed
+    return 2 * size**3 * reps / elapsed
