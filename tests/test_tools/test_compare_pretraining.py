@@ -69,6 +69,11 @@ def test_world_is_deterministic(tmp_path: Path) -> None:
                      clip_len=3, image_size=32)
     a = generate_world(str(tmp_path / 'a'), spec)
     b = generate_world(str(tmp_path / 'b'), spec)
+    # the same spec again is recognised (through JSON) and not rewritten
+    stamp = (tmp_path / 'a' / 'world.json').stat().st_mtime_ns
+    assert generate_world(str(tmp_path / 'a'), spec) == json.loads(
+        (tmp_path / 'a' / 'world.json').read_text())
+    assert (tmp_path / 'a' / 'world.json').stat().st_mtime_ns == stamp
     files = sorted(p.relative_to(tmp_path / 'a')
                    for p in (tmp_path / 'a').rglob('*.png'))
     assert len(files) == 3 + 2 + 3

@@ -193,15 +193,15 @@ def _finish(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _objects(rng: np.random.Generator, classes: List[dict], size: int,
+def _objects(rng: np.random.Generator, classes: List[dict],
              spec: 'WorldSpec') -> List[Tuple[int, dict]]:
     """0-2 small distractors, then the main object in front of them."""
     n = int(rng.integers(1, 4))
     objs = []
     for i, c in enumerate(rng.integers(0, len(classes), n)):
         scale = spec.main_scale if i == n - 1 else spec.other_scale
-        objs.append((int(c), _instance(rng, classes[c], size, scale,
-                                       spec.class_hue)))
+        objs.append((int(c), _instance(rng, classes[c], spec.image_size,
+                                       scale, spec.class_hue)))
     return objs
 
 
@@ -212,7 +212,7 @@ def render_scene(rng: np.random.Generator, classes: List[dict],
     size = spec.image_size
     img = _background(rng, size)
     seg = np.zeros((size, size), np.uint8)
-    for c, inst in _objects(rng, classes, size, spec):
+    for c, inst in _objects(rng, classes, spec):
         _draw(img, seg, c + 1, classes[c], inst)
     counts = np.bincount(seg.ravel(), minlength=len(classes) + 1)[1:]
     # the main object is drawn last, so nothing hides it
@@ -229,7 +229,7 @@ def _write_clip(rng: np.random.Generator, classes: List[dict],
     size = spec.image_size
     bg = _background(rng, size)
     objs = []
-    for c, inst in _objects(rng, classes, size, spec):
+    for c, inst in _objects(rng, classes, spec):
         motion = dict(
             vx=rng.uniform(-1.5, 1.5), vy=rng.uniform(-1.5, 1.5),
             vr=rng.uniform(-0.08, 0.08), breathe=rng.uniform(0.02, 0.06),
