@@ -111,18 +111,24 @@ def _grads(model, inputs, wrapper_cfg):
 
 @pytest.fixture(scope='module')
 def paper_model_and_views():
-    """ViT-S/16 with the 65536/4096 heads, 2x224 + 8x96 crops, batch 2."""
+    """ViT-S/16 with the 65536/4096 heads, the paper's 224/96 crops (2
+    global, 2 local), one image: the depth, widths and grids of the paper.
+    The paper's 8 local crops and a second image only add tokens, and CPU
+    half precision (emulated on CPUs without native fp16/bf16) made the
+    two dtypes take 250 s of the suite."""
     model = _build(PAPER_CFG)
     g = torch.Generator().manual_seed(0)
-    views = [torch.randn(2, 3, 224, 224, generator=g) for _ in range(2)]
-    views += [torch.randn(2, 3, 96, 96, generator=g) for _ in range(8)]
+    views = [torch.randn(1, 3, 224, 224, generator=g) for _ in range(2)]
+    views += [torch.randn(1, 3, 96, 96, generator=g) for _ in range(2)]
     ref = _grads(model, views, dict(type='SelfPatchOptimWrapper'))
     return model, views, ref
 
 
-# Measured on this project's CPU (2026-12-01): fp16 0.15% global / 0.55%
-# worst tensor; bf16 6.1% / 15% (its 8-bit mantissa, through 12 blocks and
-# the positives chosen from bf16 tokens). The bounds leave about 2x room.
+# Measured on this project's CPU (AMD EPYC, 2026-12-01): fp16 0.16% global
+# / 0.28% worst tensor; bf16 1.4% / 2.7% (its 8-bit mantissa, through 12
+# blocks and the positives chosen from bf16 tokens). At 2 images and 8 local
+# crops an Intel Xeon measured bf16 6.1% / 15%; the bf16 bounds keep that
+# room for other CPUs' kernels.
 GRAD_TOLERANCE = {'float16': (0.01, 0.03), 'bfloat16': (0.12, 0.30)}
 
 
