@@ -36,7 +36,7 @@ class StudySettings:
 
 
 def full_settings() -> StudySettings:
-    """The default study: 43 minutes on 2 cores (measured, five arms x 3
+    """The default study: 51 minutes on 2 cores (measured, five arms x 3
     seeds; the issue's budget is 60)."""
     return StudySettings()
 
