@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-README_TEST_COMMAND = 'python -m pytest tests -q'
+README_TEST_COMMAND = 'python -m pytest tests -q -n 2 --dist loadfile'
 SHELL_SCRIPTS = [
     '.ci/run',
     'tools/install.sh',
