@@ -42,10 +42,10 @@ class ProbeSettings:
             At the clips' own 64 px a patch-8 ViT sees an 8x8 grid, so
             coarse that every arm scored about 40 J&F. At 3x (192 px) the
             main object spans 6-10 patches, about what a DAVIS object of
-            100-150 px spans at 480p for ViT-S/16; there both pretrained
-            arms beat random init on every seed of two clip draws, which
-            they did not at 2x (measured on the full run's checkpoints,
-            docs/evidence.md).
+            100-150 px spans at 480p for ViT-S/16. On the previous full
+            run's checkpoints, both pretrained arms then beat random init on
+            every seed of two clip draws; at 2x SelfPatch fell below it on
+            one seed of the run's own clips (docs/evidence.md).
     """
     iters: int = 300
     batch_size: int = 16
