@@ -49,8 +49,9 @@ class SafeCheckpointHook(CheckpointHook):
       draws (see :mod:`selfpatch_mm.utils.rng_state`).
 
     Only local folders get these guarantees; other backends (``s3://``,
-    ...) fall back to mmengine's behaviour. ``save_best`` checkpoints are
-    written by mmengine as usual.
+    ...) fall back to mmengine's behaviour. ``save_best`` files are
+    written the same way, and the previous best is removed only once the
+    new one is in place (mmengine removes it first).
 
     Args:
         verify (bool): Re-read each new checkpoint before it replaces the
@@ -182,7 +183,6 @@ class SafeCheckpointHook(CheckpointHook):
         if not self._is_local(runner):
             return super()._save_checkpoint_with_step(runner, step, meta)
         final = osp.join(self.out_dir, self.filename_tmpl.format(step))
-        tmp = tmp_path_for(final)
         hub = runner.message_hub
         old_ids = list(self.keep_ckpt_ids) if self.max_keep_ckpts > 0 else []
         old_last = hub.get_info('last_ckpt')
@@ -203,28 +203,13 @@ class SafeCheckpointHook(CheckpointHook):
                 unwrap_model(runner).state_dict(), meta.get('epoch'),
                 meta.get('iter'))
             self._rank_rng = all_gather_object(get_rng_state())
-            runner.save_checkpoint(
-                self.out_dir,
-                osp.basename(tmp),
-                self.file_client_args,
+            self._write(
+                runner, final,
                 save_optimizer=self.save_optimizer,
                 save_param_scheduler=self.save_param_scheduler,
-                meta=meta,
-                by_epoch=self.by_epoch,
-                backend_args=self.backend_args,
-                **self.args)
-            if is_main_process():
-                fsync_file(tmp)
-                if self.verify:
-                    reason = check_checkpoint_file(tmp)
-                    if reason is not None:
-                        raise RuntimeError(
-                            f'The checkpoint just written for {final} does '
-                            f'not read back: {reason}.')
-                os.replace(tmp, final)
-                fsync_dir(self.out_dir)
+                meta=meta, by_epoch=self.by_epoch, **self.args)
         except BaseException as e:
-            self._undo(runner, old_ids, old_last, tmp)
+            self._undo(runner, old_ids, old_last)
             if isinstance(e, OSError):
                 raise self._write_error(e, final, old_last) from e
             raise
@@ -241,17 +226,97 @@ class SafeCheckpointHook(CheckpointHook):
         if to_delete:
             fsync_dir(self.out_dir)
 
-    def _undo(self, runner, old_ids: list, old_last: Optional[str],
-              tmp: str) -> None:
-        """Forget a save that failed: no rotation, no temporary file."""
+    def _write(self, runner, final: str, **kwargs) -> None:
+        """``runner.save_checkpoint`` into a temporary file next to
+        ``final``, fsynced and read back, then renamed to ``final``; a
+        failure leaves no temporary file."""
+        tmp = tmp_path_for(final)
+        try:
+            runner.save_checkpoint(self.out_dir, osp.basename(tmp),
+                                   self.file_client_args,
+                                   backend_args=self.backend_args, **kwargs)
+            if is_main_process():
+                fsync_file(tmp)
+                if self.verify:
+                    reason = check_checkpoint_file(tmp)
+                    if reason is not None:
+                        raise RuntimeError(
+                            f'The checkpoint just written for {final} does '
+                            f'not read back: {reason}.')
+                os.replace(tmp, final)
+                fsync_dir(self.out_dir)
+        except BaseException:
+            if is_main_process() and osp.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    def _save_best_checkpoint(self, runner, metrics: dict) -> None:
+        """mmengine's ``save_best``, but the new best file is written
+        atomically *before* the previous one is removed.
+
+        mmengine removes the previous best file first, so a kill or a full
+        disk during the write lost the best model of the run.
+        """
+        if not (self.save_best and self._is_local(runner)):
+            return super()._save_best_checkpoint(runner, metrics)
+        step = runner.epoch if self.by_epoch else runner.iter
+        meta = dict(epoch=runner.epoch, iter=runner.iter)
+        if 'auto' in self.key_indicators:
+            self._init_rule(self.rules, [list(metrics.keys())[0]])
+        hub, single = runner.message_hub, len(self.key_indicators) == 1
+        updated = False
+        for key, rule in zip(self.key_indicators, self.rules):
+            score_key = 'best_score' if single else f'best_score_{key}'
+            path_key = 'best_ckpt' if single else f'best_ckpt_{key}'
+            best = (hub.get_info(score_key)
+                    if score_key in hub.runtime_info else
+                    self.init_value_map[rule])
+            score = metrics[key]
+            if score is None or not self.is_better_than[key](score, best):
+                continue
+            old = (self.best_ckpt_path
+                   if single else self.best_ckpt_path_dict.get(key))
+            name = f'best_{key}_{self.filename_tmpl.format(step)}'
+            final = osp.join(self.out_dir, name.replace('/', '_'))
+            # the saved message hub names the new file, as mmengine's does
+            hub.update_info(score_key, score)
+            hub.update_info(path_key, final)
+            try:
+                self._write(runner, final, save_optimizer=False,
+                            save_param_scheduler=False, meta=meta,
+                            by_epoch=False)
+            except BaseException:
+                hub.update_info(score_key, best)
+                hub.update_info(path_key, old)
+                raise
+            updated = True
+            if single:
+                self.best_ckpt_path = final
+            else:
+                self.best_ckpt_path_dict[key] = final
+            if (is_main_process() and old and osp.isfile(old)
+                    and osp.abspath(old) != osp.abspath(final)):
+                os.remove(old)
+                fsync_dir(self.out_dir)
+                runner.logger.info(
+                    f'The previous best checkpoint {old} is removed')
+            runner.logger.info(
+                f'The best checkpoint with {score:0.4f} {key} at {step} '
+                f'{"epoch" if self.by_epoch else "iter"} is saved to '
+                f'{osp.basename(final)}.')
+        # as mmengine: the last checkpoint must name the new best file
+        if updated and self.last_ckpt is not None:
+            self._save_checkpoint_with_step(runner, step, meta)
+
+    def _undo(self, runner, old_ids: list,
+              old_last: Optional[str]) -> None:
+        """Forget a save that failed: no rotation."""
         self._rank_rng = None
         if self.max_keep_ckpts > 0:
             self.keep_ckpt_ids.clear()
             self.keep_ckpt_ids.extend(old_ids)
             runner.message_hub.update_info('keep_ckpt_ids', old_ids)
         runner.message_hub.update_info('last_ckpt', old_last)
-        if is_main_process() and osp.exists(tmp):
-            os.remove(tmp)
 
     @staticmethod
     def _write_error(e: OSError, final: str,
