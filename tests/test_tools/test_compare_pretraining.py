@@ -2,6 +2,7 @@
 its resumability; the world is deterministic; the paired interval."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,11 +40,28 @@ def test_quick_study_reports_selfpatch_and_dino(tmp_path: Path) -> None:
     dino = [a for a in arms if a.startswith('dino')]
     assert 'dino' in dino and 'dino_no_patch_loss' in dino, list(arms)
     assert summary['meta']['failures'] == []
+    world = json.loads((out_dir / 'world' / 'world.json').read_text())
+    num_val = world['spec']['num_val']
+    clips = world['spec']['num_clips'] * world['spec']['clip_len']
     for arm in ['selfpatch', *dino, 'random_init']:
+        run = out_dir / 'runs' / arm / 'seed0'
+        result = json.loads((run / 'result.json').read_text())
         for key in ('probe_miou', 'davis_jf', 'knn_top1'):
-            assert 0.0 <= arms[arm][key]['mean'] <= 100.0, (arm, key)
-    assert arms['selfpatch']['pretrain_steps']['mean'] == \
-        arms[dino[0]]['pretrain_steps']['mean'] > 0
+            # what the tools measured is what the summary reports
+            assert arms[arm][key]['values'] == [result[key]], (arm, key)
+        # the mIoU that tools/train.py's validation printed
+        printed = re.findall(r'mIoU: (\d+\.\d+)',
+                             (run / 'probe.log').read_text())
+        assert result['probe_miou'] == float(printed[-1]), arm
+        # k-NN top-1 counts whole held-out scenes
+        hits = result['knn_top1'] * num_val / 100
+        assert hits == pytest.approx(round(hits)), (arm, hits)
+        # a propagated mask for every frame of every clip
+        assert len(list((run / 'davis').rglob('*.png'))) == clips, arm
+    # 1 epoch of 32 scenes in batches of 16, drop_last: 2 steps each
+    for arm in ['selfpatch', *[a for a in dino if 'equal' not in a]]:
+        assert arms[arm]['pretrain_steps']['values'] == [2.0], arm
+    assert arms['random_init']['pretrain_steps']['values'] == [0.0]
     assert arms['selfpatch']['pretrain_wall_s']['mean'] > 0
     assert any(a.endswith('equal_wall') for a in dino)
     assert f'selfpatch - {dino[0]}' in summary['differences']
