@@ -66,7 +66,11 @@ def test_quick_study_reports_selfpatch_and_dino(tmp_path: Path) -> None:
     assert any(a.endswith('equal_wall') for a in dino)
     assert f'selfpatch - {dino[0]}' in summary['differences']
     assert summary['meta']['mode'] == 'quick'
-    assert (out_dir / 'summary.md').read_text().startswith('# ')
+    md = (out_dir / 'summary.md').read_text()
+    assert md.startswith('# ')
+    # one seed: no interval, so no calibration verdict either
+    assert 'linear-probe mIoU: untested (needs 2+ seeds)' in md, md
+    assert summary['calibrated']['knn_top1']['clear'] is None
     assert (out_dir / 'summary.png').stat().st_size > 1000
     # the probe went through tools/train.py with the linear config
     probe = (out_dir / 'runs' / 'selfpatch' / 'seed0' / 'probe.py')
@@ -136,3 +140,27 @@ def test_summary_calibrates_against_random_init() -> None:
             'mean'] == pytest.approx(1.0)
         assert summary['differences']['selfpatch - dino'][key][
             'mean'] == pytest.approx(1.0)
+
+
+def test_calibration_verdict_names_the_arms_that_fail() -> None:
+    from selfpatch_mm.evaluation.study.report import METRICS, summarize
+
+    def runs(per_seed: dict) -> dict:
+        return {s: {**{k: v for k in METRICS}, 'pretrain_wall_s': 1.0,
+                    'pretrain_steps': 4} for s, v in per_seed.items()}
+
+    summary = summarize({
+        'selfpatch': runs({0: 12.0, 1: 13.0, 2: 12.5}),  # +2, +2.5, +2.5
+        'dino': runs({0: 12.0, 1: 10.0, 2: 11.0}),  # +2, -0.5, +1: spans 0
+        'random_init': runs({0: 10.0, 1: 10.5, 2: 10.0})})
+    for key in METRICS:
+        assert summary['calibrated'][key] == dict(clear=False,
+                                                  not_clear=['dino'])
+    one_seed = summarize({'selfpatch': runs({0: 12.0}),
+                          'random_init': runs({0: 10.0})})
+    assert one_seed['calibrated']['probe_miou'] == dict(clear=None,
+                                                        not_clear=[])
+    from selfpatch_mm.evaluation.study.report import _markdown
+    text = _markdown(summary, dict(seeds=[0, 1, 2], mode='full'))
+    assert 'Calibrated (every pretrained arm above random init, 95% ' \
+        'interval): linear-probe mIoU: no (dino);' in text, text

@@ -8,7 +8,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-__all__ = ['METRICS', 'paired_difference', 'summarize', 'write_report']
+__all__ = [
+    'METRICS', 'paired_difference', 'summarize', 'calibration_verdict',
+    'write_report'
+]
 
 #: metric key -> label (all in percent, higher is better)
 METRICS = {
@@ -63,7 +66,8 @@ def summarize(results: Dict[str, Dict[int, dict]],
         dict: ``arms`` (per metric ``mean``, ``std``, ``values``; wall
         times and steps), ``differences`` (``selfpatch - <arm>`` per
         metric, for each arm whose name starts with ``dino``) and
-        ``calibration`` (``<arm> - random_init`` for every other arm).
+        ``calibration`` (``<arm> - random_init`` for every other arm) and
+        ``calibrated`` (:func:`calibration_verdict`).
     """
     arms = {}
     for arm, runs in results.items():
@@ -96,7 +100,33 @@ def summarize(results: Dict[str, Dict[int, dict]],
         f'{arm} - {random_init}': per_metric(arm, random_init)
         for arm in results if random_init in results and arm != random_init
     }
-    return dict(arms=arms, differences=diffs, calibration=calibration)
+    return dict(arms=arms, differences=diffs, calibration=calibration,
+                calibrated=calibration_verdict(calibration))
+
+
+def calibration_verdict(calibration: dict) -> Dict[str, dict]:
+    """Per metric: does every pretrained arm beat random init?
+
+    Args:
+        calibration (dict): ``'<arm> - random_init'`` -> metric -> paired
+            difference, as in :func:`summarize`.
+
+    Returns:
+        dict: metric -> ``clear`` (True when every arm's 95% interval lies
+        above zero, None when an interval is missing, e.g. one seed) and
+        ``not_clear`` (the arms whose interval reaches zero or below).
+    """
+    verdict = {}
+    for key in METRICS:
+        diffs = {name.rsplit(' - ', 1)[0]: per[key]
+                 for name, per in calibration.items()}
+        if not diffs or any(d is None or d['ci95'] is None
+                            for d in diffs.values()):
+            verdict[key] = dict(clear=None, not_clear=[])
+            continue
+        below = [arm for arm, d in diffs.items() if d['ci95'][0] <= 0]
+        verdict[key] = dict(clear=not below, not_clear=below)
+    return verdict
 
 
 def _fmt(stat: Optional[dict], digits: int = 1) -> str:
@@ -144,7 +174,22 @@ def _markdown(summary: dict, meta: dict) -> str:
         lines += ['', 'Calibration: each arm minus random init (its starting '
                   'point), paired by seed:', ''
                   ] + _difference_table(summary['calibration'])
+        lines += ['', _verdict_line(summary.get('calibrated', {}))]
     return '\n'.join(lines) + '\n'
+
+
+def _verdict_line(verdict: dict) -> str:
+    parts = []
+    for key, name in METRICS.items():
+        v = verdict.get(key, dict(clear=None))
+        if v['clear'] is None:
+            parts.append(f'{name}: untested (needs 2+ seeds)')
+        else:
+            parts.append(f'{name}: ' + ('yes' if v['clear'] else
+                                        f"no ({', '.join(v['not_clear'])})"))
+    return ('Calibrated (every pretrained arm above random init, 95% '
+            'interval): ' + '; '.join(parts) + '. A difference between '
+            'arms on a metric that is not calibrated measures nothing.')
 
 
 def _plot(summary: dict, path: str) -> None:
