@@ -101,8 +101,13 @@ def test_full_disk_during_best_write_keeps_previous_best(
 
     monkeypatch.setattr(LocalBackend, 'put', full_disk_put)
     runner = _runner(work, 1)
-    with pytest.raises(OSError, match='No space left'):
+    with pytest.raises(OSError) as info:
         runner.train()
+    msg = str(info.value)
+    assert info.value.errno == errno.ENOSPC
+    assert f'Could not write checkpoint {work / "best_acc_epoch_2.pth"}: ' \
+        'the disk is full' in msg, msg
+    assert f'{work / "best_acc_epoch_1.pth"} is intact' in msg, msg
     # mmengine would have removed best_acc_epoch_1.pth before this write
     assert any(is_tmp_checkpoint(n) for n in writes if 'epoch_2' in n)
     assert _best(work) == ['best_acc_epoch_1.pth']

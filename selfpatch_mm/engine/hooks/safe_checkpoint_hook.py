@@ -285,9 +285,11 @@ class SafeCheckpointHook(CheckpointHook):
                 self._write(runner, final, save_optimizer=False,
                             save_param_scheduler=False, meta=meta,
                             by_epoch=False)
-            except BaseException:
+            except BaseException as e:
                 hub.update_info(score_key, best)
                 hub.update_info(path_key, old)
+                if isinstance(e, OSError):
+                    raise self._write_error(e, final, old) from e
                 raise
             updated = True
             if single:
