@@ -19,8 +19,8 @@ from selfpatch_mm.engine import SafeCheckpointHook
 from selfpatch_mm.utils.checkpoint_files import (check_checkpoint_file,
                                                  is_tmp_checkpoint)
 
-# the validation score after epochs 1, 2, 3, 4 (only 1, 2 and 4 improve)
-SCORES = [0.5, 0.7, 0.6, 0.9]
+# the validation score after epochs 1, 2, 3, 4 (only 1, 2 and 3 improve)
+SCORES = [0.5, 0.7, 0.9, 0.6]
 
 
 class ToyModel(BaseModel):
@@ -75,14 +75,16 @@ def test_best_is_replaced_only_when_better(tmp_path: Path):
     work = tmp_path / 'work'
     runner = _runner(work, 0)
     runner.train()
-    assert _best(work) == ['best_acc_epoch_4.pth']
-    assert check_checkpoint_file(str(work / 'best_acc_epoch_4.pth')) is None
+    # epoch 4 scored worse and left epoch 3's best alone
+    assert _best(work) == ['best_acc_epoch_3.pth']
+    best = work / 'best_acc_epoch_3.pth'
+    assert check_checkpoint_file(str(best)) is None
+    assert load_checkpoint_file(str(best))['meta']['epoch'] == 3
     assert runner.message_hub.get_info('best_score') == 0.9
     assert not any(is_tmp_checkpoint(n) for n in os.listdir(work))
-    # the last checkpoint names the best file it was saved with
+    # the last checkpoint names the best file, for a resume
     last = load_checkpoint_file(str(work / 'epoch_4.pth'))
-    assert last['message_hub']['runtime_info']['best_ckpt'] == str(
-        work / 'best_acc_epoch_4.pth')
+    assert last['message_hub']['runtime_info']['best_ckpt'] == str(best)
 
 
 def test_full_disk_during_best_write_keeps_previous_best(
