@@ -110,6 +110,28 @@ def test_world_is_deterministic(tmp_path: Path) -> None:
     assert seg.min() >= 1 and seg.max() <= spec.num_classes + 1
 
 
+def test_backgrounds_are_grey_unless_asked_for_colour() -> None:
+    # The background's colour was the cue DINO matched views by, so the
+    # default world paints it in grey tones; 1.0 brings the hues back.
+    from selfpatch_mm.evaluation.study.world import (WorldSpec, _background,
+                                                     _class_table,
+                                                     render_scene)
+    assert WorldSpec().background_saturation == 0.0
+    grey = _background(np.random.default_rng(0), 32, 0.0)
+    assert np.array_equal(grey[..., 0], grey[..., 1])
+    assert np.array_equal(grey[..., 1], grey[..., 2])
+    coloured = _background(np.random.default_rng(0), 32, 1.0)
+    assert np.abs(coloured[..., 0] - coloured[..., 2]).mean() > 5
+    # in a rendered scene only the pixel noise (sigma 4) tints the
+    # background
+    spec = WorldSpec(image_size=64)
+    rng = np.random.default_rng(1)
+    img, seg, _ = render_scene(rng, _class_table(rng, spec.num_classes),
+                               spec)
+    bg = img[seg == 0].astype(np.float32)
+    assert abs((bg[:, 0] - bg[:, 2]).mean()) < 1.0
+
+
 def test_paired_difference_interval() -> None:
     from selfpatch_mm.evaluation.study.report import paired_difference
     d = paired_difference({0: 3.0, 1: 5.0, 2: 4.0}, {0: 1.0, 1: 2.0, 2: 3.0})
