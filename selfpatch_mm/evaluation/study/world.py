@@ -3,8 +3,8 @@
 
 Objects of several classes, each with its own shape and texture statistics
 (outline, stripe/checker/dot/wave pattern, period, orientation, hue), lie on
-textured grey-toned backgrounds. The world is written in the on-disk formats the tools
-read:
+textured grey-toned backgrounds. The world is written in the on-disk formats
+the tools read:
 
 - ``ade/``: the ADE20K layout (``images|annotations/training|validation``),
   png value 1 = background, ``2..K+1`` = object classes (``reduce_zero_label``
@@ -68,11 +68,12 @@ class WorldSpec:
         background_saturation (float): Saturation of the background's two
             tones, relative to 0.1-0.6 (1.0, the worlds before 0.0: every
             scene's own two hues). With coloured backgrounds every arm's
-            image feature told the background's hue (k-NN top-1 on six hue
-            bins: 66% random init, 73% DINO; chance 18%), not the object
-            (chance): the background colour, shared by all views of a
-            scene, was the cue DINO matched views by. Grey tones (0.0)
-            take that cue away; docs/evidence.md has the measured effect.
+            image feature knew the background's hue (k-NN top-1 on six hue
+            bins: 66% random init, 73% DINO; majority 18%) and not the
+            object's class (chance): the background colour, shared by all
+            views of a scene, was the cue DINO matched views by. Grey tones
+            (0.0) take that cue away; docs/evidence.md has the measured
+            effect.
     """
     seed: int = 0
     num_classes: int = 6
