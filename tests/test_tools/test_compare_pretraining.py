@@ -110,26 +110,46 @@ def test_world_is_deterministic(tmp_path: Path) -> None:
     assert seg.min() >= 1 and seg.max() <= spec.num_classes + 1
 
 
-def test_backgrounds_are_grey_unless_asked_for_colour() -> None:
+def test_backgrounds_are_grey_unless_asked_for_colour(
+        tmp_path: Path) -> None:
     # The background's colour was the cue DINO matched views by, so the
     # default world paints it in grey tones; 1.0 brings the hues back.
-    from selfpatch_mm.evaluation.study.world import (WorldSpec, _background,
-                                                     _class_table,
-                                                     render_scene)
+    import cv2
+    from PIL import Image
+
+    from selfpatch_mm.evaluation.study import WorldSpec, generate_world
+    from selfpatch_mm.evaluation.study.world import _background
     assert WorldSpec().background_saturation == 0.0
     grey = _background(np.random.default_rng(0), 32, 0.0)
     assert np.array_equal(grey[..., 0], grey[..., 1])
     assert np.array_equal(grey[..., 1], grey[..., 2])
-    coloured = _background(np.random.default_rng(0), 32, 1.0)
-    assert np.abs(coloured[..., 0] - coloured[..., 2]).mean() > 5
-    # in a rendered scene only the pixel noise (sigma 4) tints the
-    # background
-    spec = WorldSpec(image_size=64)
-    rng = np.random.default_rng(1)
-    img, seg, _ = render_scene(rng, _class_table(rng, spec.num_classes),
-                               spec)
-    bg = img[seg == 0].astype(np.float32)
-    assert abs((bg[:, 0] - bg[:, 2]).mean()) < 1.0
+
+    def tint(saturation: float) -> dict:
+        """Mean |R - B| of the background pixels of the written scenes and
+        clip frames (no light drift, so only pixel noise and JPEG tint a
+        grey background)."""
+        root = tmp_path / str(saturation)
+        generate_world(str(root), WorldSpec(
+            seed=2, num_train=4, num_val=4, num_clips=2, clip_len=2,
+            clip_light=0.0, background_saturation=saturation))
+        out = {}
+        for part, bg_value in (('ade', 1), ('davis', 0)):
+            diffs = []
+            for img in sorted((root / part).rglob('*.jpg')):
+                ann = str(img).replace('images', 'annotations').replace(
+                    'JPEGImages', 'Annotations')[:-4] + '.png'
+                rgb = cv2.imread(str(img))[..., ::-1].astype(np.float32)
+                bg = np.array(Image.open(ann)) == bg_value
+                diffs.append(np.abs(rgb[..., 0] - rgb[..., 2])[bg])
+            out[part] = float(np.concatenate(diffs).mean())
+        return out
+
+    grey_world, coloured_world = tint(0.0), tint(1.0)
+    for part in ('ade', 'davis'):
+        # noise of sigma 4 per channel gives E|R - B| = 4.5 before JPEG
+        assert grey_world[part] < 5.0, (part, grey_world)
+        assert coloured_world[part] > 3 * grey_world[part], (
+            part, coloured_world, grey_world)
 
 
 def test_paired_difference_interval() -> None:

@@ -149,7 +149,7 @@ def _texture(kind: str, x: np.ndarray, y: np.ndarray, period: float,
 
 
 def _background(rng: np.random.Generator, size: int,
-                saturation: float = 0.0) -> np.ndarray:
+                saturation: float) -> np.ndarray:
     """Smooth two-tone noise plus faint random stripes; ``saturation``
     scales the tones' saturation (0: grey tones)."""
     low = rng.random((5, 5)).astype(np.float32)
