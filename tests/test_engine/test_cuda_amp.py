@@ -27,7 +27,9 @@ def model_and_views():
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(DEMO_CFG)).model)
+    # The losses only: the logged health figures are no part of training.
+    model = MODELS.build(
+        dict(Config.fromfile(str(DEMO_CFG)).model, log_health=False))
     model.init_weights()
     model.cuda().train()
     g = torch.Generator(device='cuda').manual_seed(0)

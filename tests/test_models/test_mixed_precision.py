@@ -29,7 +29,9 @@ def _build(config):
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(config)).model)
+    # The losses only: the logged health figures are no part of training.
+    model = MODELS.build(
+        dict(Config.fromfile(str(config)).model, log_health=False))
     model.init_weights()
     return model.train()
 

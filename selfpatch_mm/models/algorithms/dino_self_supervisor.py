@@ -7,7 +7,7 @@ Registered as ``DINOSelfSupervisor``: mmpretrain's repository registers
 ``DINO`` in the same registry from its ``projects/dino`` (and mmdet has a
 ``DINO`` detector), so the plain name would clash where those are imported.
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmpretrain.registry import MODELS
@@ -35,6 +35,8 @@ class DINOSelfSupervisor(EMATeacherSelfSupervisor):
         neck (dict, optional): Must be None (kept for mmpretrain's
             signature).
         num_global_views (int): Leading views that are global crops.
+        log_health (bool): Log the head's health figures with the loss
+            (:meth:`health_figures`).
         **kwargs: ``data_preprocessor``, ``init_cfg``, ``pretrained``.
     """
 
@@ -45,6 +47,7 @@ class DINOSelfSupervisor(EMATeacherSelfSupervisor):
                  head: dict,
                  neck: Optional[dict] = None,
                  num_global_views: int = 2,
+                 log_health: bool = True,
                  **kwargs) -> None:
         if neck is not None:
             raise ValueError('DINOSelfSupervisor has no neck; use SelfPatch '
@@ -52,17 +55,21 @@ class DINOSelfSupervisor(EMATeacherSelfSupervisor):
         super().__init__(backbone=backbone, head=head, **kwargs)
         self.num_global_views = num_global_views
         self.build_teacher(backbone=backbone, head=head)
+        self.set_log_health(log_health)
 
     def image_feat(self, inputs: torch.Tensor) -> torch.Tensor:
         """The teacher's [CLS] token ``(B, C)``."""
         return self.teacher.backbone(inputs)[-1]
 
-    def _logits(self, net, views: List[torch.Tensor]) -> torch.Tensor:
-        """``(V, B, K)`` head logits of ``views``; one backbone pass per
-        resolution (official ``MultiCropWrapper``), one head pass."""
+    def _logits(self, net,
+                views: List[torch.Tensor]) -> Tuple[torch.Tensor,
+                                                    torch.Tensor]:
+        """``(V, B, K)`` head logits of ``views`` and the ``(V * B, C)``
+        [CLS] tokens they come from; one backbone pass per resolution
+        (official ``MultiCropWrapper``), one head pass."""
         groups = group_views(views)
         cls = torch.cat([net.backbone(crops)[-1] for crops, _ in groups])
-        return net.head(cls).unflatten(0, (len(views), -1))
+        return net.head(cls).unflatten(0, (len(views), -1)), cls
 
     def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
@@ -73,10 +80,12 @@ class DINOSelfSupervisor(EMATeacherSelfSupervisor):
             data_samples (list[DataSample]): Unused.
 
         Returns:
-            dict[str, Tensor]: ``loss_cls``.
+            dict[str, Tensor]: ``loss_cls`` and the logged-only
+            ``health/*`` figures.
         """
         with torch.no_grad():
-            teacher = self._logits(self.teacher,
-                                   inputs[:self.num_global_views])
-        student = self._logits(self, inputs)
-        return dict(loss_cls=self.head.loss(student, teacher))
+            teacher, feats = self._logits(self.teacher,
+                                          inputs[:self.num_global_views])
+        student, _ = self._logits(self, inputs)
+        return dict(loss_cls=self.head.loss(student, teacher),
+                    **self.health_figures(cls=feats))

@@ -17,7 +17,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from ..utils import check_finite_losses
+from ..utils import check_finite_losses, feature_std
 
 __all__ = ['EMATeacherSelfSupervisor']
 
@@ -39,6 +39,8 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
 
     #: Student attributes mirrored by the teacher, in EMA order.
     _parts: Tuple[str, ...] = ('backbone', 'neck', 'head')
+    #: Name of each head in the health figures' keys.
+    _health_names = dict(head='cls', patch_head='patch')
 
     def __init__(self,
                  backbone: dict,
@@ -127,10 +129,51 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
 
     def set_teacher_temp(self, temp: float) -> None:
         """Set the teacher temperature of every loss."""
-        for name in self._parts:
-            loss = getattr(getattr(self, name, None), 'loss_module', None)
-            if loss is not None:
-                loss.set_teacher_temp(temp)
+        for loss in self._loss_modules().values():
+            loss.set_teacher_temp(temp)
+
+    def _loss_modules(self) -> Dict[str, nn.Module]:
+        """The student heads' loss modules, by part name."""
+        parts = (getattr(self, name, None) for name in self._parts)
+        return {
+            name: part.loss_module
+            for name, part in zip(self._parts, parts)
+            if getattr(part, 'loss_module', None) is not None
+        }
+
+    def set_log_health(self, enabled: bool) -> None:
+        """Switch the health figures (:meth:`health_figures`) on or off."""
+        self.log_health = bool(enabled)
+        for loss in self._loss_modules().values():
+            loss.log_health = self.log_health
+
+    @torch.no_grad()
+    def health_figures(self,
+                       **features: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Health figures of the step's loss calls, to log beside the
+        losses (see ``selfpatch_mm.models.utils.health``).
+
+        Args:
+            **features (Tensor): Per head name (``cls``, ``patch``), the
+                ``(..., C)`` features the teacher's head read.
+
+        Returns:
+            dict[str, Tensor]: fp32 scalars named ``health/<head>_<figure>``
+            (no ``loss`` in the names: ``parse_losses`` sums only those);
+            empty when the figures are off.
+        """
+        if not self.log_health:
+            return {}
+        figures = {
+            f'health/{self._health_names[part]}_{key}': value
+            for part, loss in self._loss_modules().items()
+            for key, value in loss.health.items()
+        }
+        figures.update({
+            f'health/{name}_feat_std': feature_std(feat)
+            for name, feat in features.items() if feat is not None
+        })
+        return figures
 
     def extract_feat(self, inputs: torch.Tensor, net: str = 'teacher'):
         """Backbone features, as mmpretrain's ``FeatureExtractor``,
@@ -181,8 +224,16 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
     def parse_losses(
         self, losses: Dict[str, torch.Tensor]
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """mmengine's sum of the losses, then a stop on every rank if any
-        term is non-finite (before the optimizer step can spread it)."""
+        """mmengine's sum of the losses (the keys naming a ``loss``), then a
+        stop on every rank if any loss term is non-finite (before the
+        optimizer step can spread it).
+
+        The health figures are logged but neither summed nor checked: they
+        come from the same logits and features as the losses, so a
+        non-finite figure goes with a non-finite loss, which stops the run;
+        on their own they are a measurement, not a state to stop on (the
+        collapse monitor decides on them)."""
         loss, log_vars = super().parse_losses(losses)
-        check_finite_losses(log_vars)
+        check_finite_losses(
+            {k: v for k, v in log_vars.items() if 'loss' in k})
         return loss, log_vars

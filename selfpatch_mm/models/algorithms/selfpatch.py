@@ -38,6 +38,8 @@ class SelfPatch(EMATeacherSelfSupervisor):
             aggregation module stays; the standard DINO is
             :class:`DINOSelfSupervisor`).
         num_global_views (int): Leading views that are global crops.
+        log_health (bool): Log the health figures of both heads with the
+            losses (:meth:`health_figures`).
         **kwargs: ``data_preprocessor``, ``init_cfg``, ``pretrained``.
     """
 
@@ -50,6 +52,7 @@ class SelfPatch(EMATeacherSelfSupervisor):
                  patch_head: Optional[dict] = None,
                  with_patch_loss: bool = True,
                  num_global_views: int = 2,
+                 log_health: bool = True,
                  **kwargs) -> None:
         super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
         self.with_patch_loss = with_patch_loss
@@ -60,6 +63,7 @@ class SelfPatch(EMATeacherSelfSupervisor):
         self.patch_head = MODELS.build(patch_head) if patch_head else None
         self.build_teacher(
             backbone=backbone, neck=neck, head=head, patch_head=patch_head)
+        self.set_log_health(log_health)
 
     def image_feat(self, inputs: torch.Tensor) -> torch.Tensor:
         """The teacher's [CLS] token ``(B, C)`` (aggregation module, after
@@ -67,26 +71,30 @@ class SelfPatch(EMATeacherSelfSupervisor):
         return self.teacher.neck(self.teacher.backbone(inputs))[0]
 
     def _encode(self, net: nn.Module, views: List[Tuple[torch.Tensor, int]],
-                neighbours: bool) -> Tuple[torch.Tensor, Optional[list]]:
+                neighbours: bool) -> Tuple[torch.Tensor, Optional[list],
+                                           dict]:
         """Logits of grouped views (see :func:`group_views`): ``cls``
-        ``(V, B, K)`` and, with the patch loss, one ``(n, B, N, K')`` per
-        group."""
+        ``(V, B, K)``, with the patch loss one ``(n, B, N, K')`` per group,
+        and the features the heads read (``cls`` ``(V * B, C)``, ``patch``
+        ``(M, C)`` or None)."""
         cls, tokens = zip(*[
             net.neck(net.backbone(crops), with_neighbours=neighbours)
             for crops, _ in views
         ])
+        feats = dict(cls=torch.cat(cls), patch=None)
         # One head call for all resolutions: the weight-normalised last
         # layer (65536 x 256) is then computed once per step, not per group.
-        cls = net.head(torch.cat(cls)).unflatten(0, (sum(n for _, n in views),
-                                                     -1))
+        cls = net.head(feats['cls']).unflatten(0, (sum(n for _, n in views),
+                                                   -1))
         if not self.with_patch_loss:
-            return cls, None
-        logits = net.patch_head(torch.cat([t.flatten(0, 1) for t in tokens]))
+            return cls, None, feats
+        feats['patch'] = torch.cat([t.flatten(0, 1) for t in tokens])
+        logits = net.patch_head(feats['patch'])
         patch = logits.split([t.shape[0] * t.shape[1] for t in tokens])
         return cls, [
             p.view(n, -1, t.shape[1], p.shape[-1])
             for p, t, (_, n) in zip(patch, tokens, views)
-        ]
+        ], feats
 
     def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
@@ -97,7 +105,8 @@ class SelfPatch(EMATeacherSelfSupervisor):
             data_samples (list[DataSample]): Unused.
 
         Returns:
-            dict[str, Tensor]: ``loss_cls`` and (SelfPatch) ``loss_patch``.
+            dict[str, Tensor]: ``loss_cls``, (SelfPatch) ``loss_patch``, and
+            the logged-only ``health/*`` figures of both heads.
         """
         views = group_views(inputs)
         # SelfPatch's teacher sees every crop (the patch loss pairs each view
@@ -105,10 +114,10 @@ class SelfPatch(EMATeacherSelfSupervisor):
         teacher_views = views if self.with_patch_loss else group_views(
             inputs[:self.num_global_views])
         with torch.no_grad():
-            t_cls, t_patch = self._encode(self.teacher, teacher_views,
-                                          neighbours=self.with_patch_loss)
-        s_cls, s_patch = self._encode(self, views, neighbours=False)
+            t_cls, t_patch, t_feats = self._encode(
+                self.teacher, teacher_views, neighbours=self.with_patch_loss)
+        s_cls, s_patch, _ = self._encode(self, views, neighbours=False)
         losses = dict(loss_cls=self.head.loss(s_cls, t_cls))
         if self.with_patch_loss:
             losses['loss_patch'] = self.patch_head.loss(s_patch, t_patch)
-        return losses
+        return dict(losses, **self.health_figures(**t_feats))

@@ -1,10 +1,13 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Shared state of the DINO-style losses: a teacher centre and temperatures."""
+from typing import Dict, Sequence
+
 import torch
 import torch.nn.functional as F
 from mmengine import dist
 from torch import nn
 
+from ..utils.health import head_figures
 from ..utils.precision import autocast_off
 
 __all__ = ['CenteredLoss']
@@ -20,6 +23,9 @@ class CenteredLoss(nn.Module):
         student_temp (float): Student temperature (0.1).
         center_momentum (float): EMA momentum of the centre (0.9).
         loss_weight (float): Multiplier of the returned loss.
+        log_health (bool): Keep the health figures of every call in
+            :attr:`health` (see :func:`head_figures`); the algorithm's
+            ``set_log_health`` switches it.
     """
 
     def __init__(self,
@@ -27,12 +33,15 @@ class CenteredLoss(nn.Module):
                  teacher_temp: float = 0.04,
                  student_temp: float = 0.1,
                  center_momentum: float = 0.9,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0,
+                 log_health: bool = True) -> None:
         super().__init__()
         self.teacher_temp = teacher_temp
         self.student_temp = student_temp
         self.center_momentum = center_momentum
         self.loss_weight = loss_weight
+        self.log_health = log_health
+        self.health: Dict[str, torch.Tensor] = {}
         self.register_buffer('center', torch.zeros(1, out_channels))
 
     def set_teacher_temp(self, temp: float) -> None:
@@ -54,6 +63,21 @@ class CenteredLoss(nn.Module):
             return F.softmax(
                 (teacher_logits.float() - self.center) / self.teacher_temp,
                 dim=-1)
+
+    def record_health(self, teacher_probs: Sequence[torch.Tensor],
+                      cross_entropy: torch.Tensor) -> None:
+        """Keep :func:`head_figures` of this call in :attr:`health`.
+
+        Called by ``forward`` before :meth:`update_center`, so the figures
+        describe the targets and the centre the loss used.
+
+        Args:
+            teacher_probs (Sequence[Tensor]): The targets, ``(V, ..., K)``
+                per group of views.
+            cross_entropy (Tensor): The unweighted scalar loss.
+        """
+        self.health = head_figures(teacher_probs, cross_entropy,
+                                   self.center) if self.log_health else {}
 
     @torch.no_grad()
     def update_center(self, teacher_logits: torch.Tensor) -> None:

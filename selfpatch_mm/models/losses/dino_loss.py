@@ -60,7 +60,7 @@ class DINOLoss(CenteredLoss):
 
     def forward(self, student_logits: torch.Tensor,
                 teacher_logits: torch.Tensor) -> torch.Tensor:
-        """Loss, then centre update.
+        """Loss, health figures (:meth:`record_health`), then centre update.
 
         Args:
             student_logits (Tensor): ``(S, B, K)``.
@@ -71,5 +71,6 @@ class DINOLoss(CenteredLoss):
         """
         q = self.teacher_probs(teacher_logits[:self.num_global_views])
         loss = cross_view_cross_entropy(student_logits, q, self.student_temp)
+        self.record_health([q], loss)
         self.update_center(teacher_logits)
         return loss * self.loss_weight

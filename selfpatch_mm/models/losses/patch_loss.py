@@ -57,7 +57,7 @@ class PatchLoss(CenteredLoss):
 
     def forward(self, student_logits: Sequence[torch.Tensor],
                 teacher_logits: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Loss, then centre update.
+        """Loss, health figures (:meth:`record_health`), then centre update.
 
         Args:
             student_logits (Sequence[Tensor]): One ``(V_g, B, N_g, K)`` per
@@ -67,11 +67,12 @@ class PatchLoss(CenteredLoss):
         Returns:
             Tensor: Weighted scalar loss, fp32.
         """
-        losses = [
-            per_view_patch_cross_entropy(s, self.teacher_probs(t),
-                                         self.student_temp)
-            for s, t in zip(student_logits, teacher_logits)
-        ]
+        probs = [self.teacher_probs(t) for t in teacher_logits]
+        loss = torch.cat([
+            per_view_patch_cross_entropy(s, q, self.student_temp)
+            for s, q in zip(student_logits, probs)
+        ]).mean()
+        self.record_health(probs, loss)
         self.update_center(
             torch.cat([t.reshape(-1, t.shape[-1]) for t in teacher_logits]))
-        return torch.cat(losses).mean() * self.loss_weight
+        return loss * self.loss_weight

@@ -1,6 +1,7 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 from .class_attention import ClassAttentionBlock
 from .finite_losses import NonFiniteLossError, check_finite_losses
+from .health import entropy, feature_std, head_figures
 from .init_cfg import is_pretrained_init
 from .multicrop import group_views
 from .positive_matching import match_positives, neighbour_index
@@ -8,6 +9,7 @@ from .precision import autocast_off
 
 __all__ = [
     'ClassAttentionBlock', 'NonFiniteLossError', 'autocast_off',
-    'check_finite_losses', 'group_views', 'is_pretrained_init',
-    'match_positives', 'neighbour_index'
+    'check_finite_losses', 'entropy', 'feature_std', 'group_views',
+    'head_figures', 'is_pretrained_init', 'match_positives',
+    'neighbour_index'
 ]
