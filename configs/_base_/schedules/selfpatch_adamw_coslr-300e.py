@@ -53,4 +53,7 @@ custom_hooks = [
         teacher_temp=0.04,
         warmup_epochs=0),
     dict(type='FreezeLastLayerHook', num_epochs=1),
+    # Warns when a head stays near uniform or single-prototype collapse
+    # (thresholds measured in docs/health.md); stop=True saves and exits.
+    dict(type='CollapseMonitorHook'),
 ]

@@ -1,4 +1,5 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
+from .collapse_monitor_hook import CollapseMonitorHook
 from .freeze_last_layer_hook import FreezeLastLayerHook
 from .safe_checkpoint_hook import SafeCheckpointHook
 from .teacher_ema_hook import TeacherEMAHook
@@ -6,5 +7,5 @@ from .teacher_temp_warmup_hook import TeacherTempWarmupHook
 
 __all__ = [
     'TeacherEMAHook', 'TeacherTempWarmupHook', 'FreezeLastLayerHook',
-    'SafeCheckpointHook'
+    'SafeCheckpointHook', 'CollapseMonitorHook'
 ]
