@@ -94,3 +94,14 @@ def test_teacher_flops_known_answer(no_patch):
                                         2 * 4 * _demo_vit(32))
     assert split['teacher backbone'] == expected
     assert expected == (261_095_424 if no_patch else 382_205_952)
+
+
+def test_health_cost():
+    """--health-cost times the figures inside real steps: part of the step
+    with them on, and the model is left with them on."""
+    _, r = _run('--health-cost', '--no-breakdown', '--iters', '2')
+    assert 0 < r['health_sec_per_iter'] < r['sec_per_iter_health_on']
+    assert r['health_fraction'] == pytest.approx(
+        r['health_sec_per_iter'] / r['sec_per_iter_health_on'])
+    assert r['health_on_over_off'] == pytest.approx(
+        r['sec_per_iter_health_on'] / r['sec_per_iter_health_off'])

@@ -56,6 +56,10 @@ def test_tensorboard_event_files(tensorboard_run):
     tags = set(acc.Tags()['scalars'])
     assert {'loss_cls', 'loss_patch', 'lr', 'teacher_momentum',
             'teacher_temp'} <= tags
+    health = {f'health/{head}_{figure}' for head in ('cls', 'patch')
+              for figure in ('entropy_frac', 'perplexity', 'kl',
+                             'center_norm', 'feat_std')}
+    assert health <= tags
     assert [e.step for e in acc.Scalars('loss_cls')] == [1, 2]
 
 
@@ -63,8 +67,19 @@ def test_plot_the_real_run(tensorboard_run):
     out = load_tool('plot_curves.py').main([str(tensorboard_run)])
     assert out == str(tensorboard_run / 'curves.png')
     with Image.open(out) as img:
-        # Five panels of 2.2 inches at 100 dpi.
-        assert img.size == (800, 1100)
+        # Three columns of 5.5 inches (losses and schedules, the [CLS]
+        # head's figures, the patch head's), five panels of 2.2 inches
+        # each, at 100 dpi.
+        assert img.size == (1650, 1100)
+    tool = load_tool('plot_curves.py')
+    assert tool.columns(list(tool.DEFAULT_KEYS)) == [
+        list(tool.DEFAULT_KEYS[:5]), list(tool.HEALTH_KEYS[:5]),
+        list(tool.HEALTH_KEYS[5:])]
+    # The losses alone: the one column of 8 inches.
+    out = tool.main([str(tensorboard_run), '--keys', 'loss_cls', 'lr',
+                     '--out', str(tensorboard_run / 'losses.png')])
+    with Image.open(out) as img:
+        assert img.size == (800, 440)
 
 
 def _write_run(work_dir: Path, stamp: str, steps, lr: float) -> None:

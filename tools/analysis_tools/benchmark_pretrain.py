@@ -23,6 +23,11 @@ Method:
   ``flop_rate_fraction`` = achieved FLOP rate of the step / that rate.
 - ``--official``: the official code structure on the same weights
   (``selfpatch_mm.utils.benchmark.official_step``), SelfPatch only.
+- ``--health-cost``: what the logged health figures cost, two ways in
+  the same process: the synchronised time of their own functions inside
+  real steps (``record_health`` of both losses, ``health_figures``) over
+  the step's time, and the median step with the figures on against off,
+  interleaved (on-off, off-on, ...) so a shared machine's drift hits both.
 - ``--sweep``: every combination of ``--batch-sizes``, variant (SelfPatch,
   DINO, official-shaped) and the listed switches, each in a fresh process,
   as one table; an out-of-memory run is a row, not a failure.
@@ -73,6 +78,8 @@ SWITCHES = (
     ('--no-patch', 'DINO ablation: patch branch off (with_patch_loss=False, '
      'patch_head=None)'),
     ('--no-breakdown', 'skip the instrumented breakdown and FLOPs'),
+    ('--health-cost', 'time the health figures (their own functions, and '
+     'steps with them on and off, interleaved)'),
     ('--compare', 'benchmark SelfPatch and DINO (each in its own process) '
      'and print their ratios'),
     ('--sweep', 'one process per combination of --batch-sizes, variants and '
@@ -128,6 +135,45 @@ def _timed_steps(step, model, optim_wrapper, data, iters, device) -> list:
     return times
 
 
+def health_cost(step, model, optim_wrapper, data, iters, device) -> dict:
+    """Seconds per step of the health figures, and steps with them on and
+    off (see the module docstring)."""
+    spent = [0.0]
+    timed = [model] + [getattr(model, h).loss_module
+                       for h in ('head', 'patch_head')
+                       if getattr(model, h, None) is not None]
+    for obj in timed:
+        name = 'health_figures' if obj is model else 'record_health'
+        fn = getattr(obj, name)
+
+        def wrapper(*a, _fn=fn, **kw):
+            sync(device)
+            t0 = time.perf_counter()
+            out = _fn(*a, **kw)
+            sync(device)
+            spent[0] += time.perf_counter() - t0
+            return out
+
+        setattr(obj, name, wrapper)  # an instance attribute: undone below
+    times = {True: [], False: []}
+    try:
+        for i in range(iters):
+            for on in ((True, False) if i % 2 == 0 else (False, True)):
+                model.set_log_health(on)
+                times[on] += _timed_steps(step, model, optim_wrapper, data,
+                                          1, device)
+    finally:
+        model.set_log_health(True)
+        for obj in timed:
+            delattr(obj,
+                    'health_figures' if obj is model else 'record_health')
+    on, off = (statistics.median(times[k]) for k in (True, False))
+    own = spent[0] / iters  # only the steps with the figures on count
+    return dict(health_sec_per_iter=own, health_fraction=own / on,
+                sec_per_iter_health_on=on, sec_per_iter_health_off=off,
+                health_on_over_off=on / off)
+
+
 def benchmark(args: argparse.Namespace) -> dict:
     """Run the benchmark of one model variant and return its record."""
     torch.manual_seed(args.seed)
@@ -161,6 +207,13 @@ def benchmark(args: argparse.Namespace) -> dict:
     else:
         # ru_maxrss is in KiB on Linux: the whole process's peak.
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    health = None
+    if args.health_cost:
+        if args.official:
+            raise SystemExit('--health-cost times our step, not --official.')
+        health = health_cost(step, model, optim_wrapper, data, args.iters,
+                             args.device)
 
     breakdown, total, flops, flop_split = None, None, None, None
     if not args.no_breakdown:
@@ -206,6 +259,8 @@ def benchmark(args: argparse.Namespace) -> dict:
         # this exceeds the thread count.
         load_average_1min=os.getloadavg()[0],
     )
+    if health:
+        record.update(health)
     if flops:
         record.update(achieved_gflops=flops / sec / 1e9,
                       flop_rate_fraction=flops / sec / rate)

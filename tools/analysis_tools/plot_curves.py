@@ -1,7 +1,11 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """Plot the training curves of a work dir to one PNG: by default
 ``loss_cls``, ``loss_patch``, the learning rate, the teacher momentum and
-the teacher temperature, one panel each (own y scale) over iterations.
+the teacher temperature in the first column, and beside them a column per
+head of its health figures (``health/cls_*``, ``health/patch_*``: teacher
+entropy fraction, batch perplexity on a log scale, student-teacher KL,
+centre norm, feature std; see docs/health.md), one panel each (own y
+scale) over iterations.
 
 The curves come from mmengine's ``LocalVisBackend`` files,
 ``<work_dir>/<timestamp>/vis_data/scalars.json``. A resumed run writes a
@@ -25,15 +29,40 @@ import os.path as osp
 from glob import glob
 from typing import Dict, List, Optional
 
+HEALTH_FIGURES = {
+    'entropy_frac': 'teacher entropy / log K',
+    'perplexity': 'prototypes in use (batch perplexity)',
+    'kl': 'KL(teacher | student)',
+    'center_norm': 'centre norm',
+    'feat_std': 'feature std (normalised)',
+}
+HEADS = {'cls': '[CLS] head', 'patch': 'patch head'}
+HEALTH_KEYS = tuple(f'health/{head}_{figure}' for head in HEADS
+                    for figure in HEALTH_FIGURES)
 DEFAULT_KEYS = ('loss_cls', 'loss_patch', 'lr', 'teacher_momentum',
-                'teacher_temp')
+                'teacher_temp') + HEALTH_KEYS
 TITLES = {
     'loss_cls': 'loss_cls (DINO, [CLS])',
     'loss_patch': 'loss_patch (SelfPatch, x lambda)',
     'lr': 'learning rate',
     'teacher_momentum': 'teacher EMA momentum',
     'teacher_temp': 'teacher temperature',
+    **{f'health/{head}_{figure}': f'{name}: {title}'
+       for head, name in HEADS.items()
+       for figure, title in HEALTH_FIGURES.items()},
 }
+
+
+def columns(keys: List[str]) -> List[List[str]]:
+    """``keys`` in columns: everything but the health figures, then one
+    column per head (empty columns dropped)."""
+    cols = [[k for k in keys if not k.startswith('health/')]] + [
+        [k for k in keys if k.startswith(f'health/{head}_')]
+        for head in HEADS
+    ]
+    rest = [k for k in keys if k.startswith('health/') and
+            not any(k in c for c in cols)]
+    return [c for c in cols + [rest] if c]
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -113,10 +142,19 @@ def plot_curves(curves: Dict[str, Dict[int, float]], keys: List[str],
     if not drawn:
         raise KeyError(f'None of {keys} was logged; the logged scalars are '
                        f'{sorted(curves)}.')
+    cols = columns(drawn)
+    rows = max(len(c) for c in cols)
     fig, axes = plt.subplots(
-        len(drawn), 1, figsize=(8, 2.2 * len(drawn)), sharex=True,
-        squeeze=False)
-    for ax, key in zip(axes[:, 0], drawn):
+        rows, len(cols), figsize=(8 if len(cols) == 1 else 5.5 * len(cols),
+                                  2.2 * rows),
+        sharex=True, squeeze=False)
+    for j, col in enumerate(cols):
+        for ax in axes[len(col):, j]:
+            ax.set_visible(False)
+        axes[len(col) - 1, j].xaxis.set_tick_params(labelbottom=True)
+        axes[len(col) - 1, j].set_xlabel('iteration')
+    for ax, key in ((axes[i, j], k) for j, col in enumerate(cols)
+                    for i, k in enumerate(col)):
         steps = sorted(curves[key])
         ax.plot(steps, [curves[key][s] for s in steps], linewidth=1.2,
                 marker='.' if len(steps) < 50 else None)
@@ -124,9 +162,10 @@ def plot_curves(curves: Dict[str, Dict[int, float]], keys: List[str],
         ax.grid(alpha=0.3)
         # No offset ("+9.99e-1") labels: momenta near 1 and learning rates
         # near 1e-4 read directly off the ticks.
+        if key.endswith('_perplexity'):
+            ax.set_yscale('log')  # from 1 (one prototype) to K (uniform)
         ax.yaxis.set_major_formatter(
             FormatStrFormatter('%.1e' if key == 'lr' else '%.4g'))
-    axes[-1, 0].set_xlabel('iteration')
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
