@@ -206,3 +206,47 @@ def test_calibration_verdict_names_the_arms_that_fail() -> None:
     text = _markdown(summary, dict(seeds=[0, 1, 2], mode='full'))
     assert 'Calibrated (every pretrained arm above random init, 95% ' \
         'interval): linear-probe mIoU: no (dino);' in text, text
+
+
+def test_summary_records_final_health_figures() -> None:
+    from selfpatch_mm.evaluation.study.report import (METRICS, _markdown,
+                                                      summarize)
+
+    def run(seed: int, frac: float, ppl: float) -> dict:
+        return {**{k: 10.0 for k in METRICS}, 'pretrain_wall_s': 1.0,
+                'pretrain_steps': 4,
+                'health': {'health/cls_entropy_frac': frac,
+                           'health/cls_perplexity': ppl}}
+
+    summary = summarize({
+        'selfpatch': {0: run(0, 0.6, 100.0), 1: run(1, 0.8, 120.0)},
+        'dino': {0: run(0, 0.99, 1.2), 1: run(1, 0.996, 1.0)},
+        'random_init': {0: {**{k: 10.0 for k in METRICS},
+                            'pretrain_wall_s': 0.0, 'pretrain_steps': 0}}})
+    health = summary['arms']['selfpatch']['health']
+    assert health['health/cls_entropy_frac']['values'] == [0.6, 0.8]
+    assert health['health/cls_entropy_frac']['mean'] == pytest.approx(0.7)
+    assert 'health' not in summary['arms']['random_init']
+    md = _markdown(summary, dict(seeds=[0, 1], mode='full'))
+    rows = {line.split(' | ')[0]: line for line in md.splitlines()
+            if line.startswith('| selfpatch |') or line.startswith('| dino |')}
+    assert rows['| selfpatch'].count('⚠') == 0, rows
+    # near uniform (0.993 > 0.98) and one prototype (1.1 < 1.5)
+    assert '0.993 ± 0.004 ⚠' in rows['| dino'], rows
+    assert '1.1 ± 0.1 ⚠' in rows['| dino'], rows
+
+
+def test_final_health_is_the_last_logged_value(tmp_path: Path) -> None:
+    from selfpatch_mm.evaluation.study.runs import final_health
+    for stamp, rows in (('20260101_000000', [
+            {'step': 20, 'health/cls_kl': 2.0, 'health/patch_kl': 3.0},
+            {'step': 40, 'health/cls_kl': 1.5, 'loss': 6.0}]),
+                        ('20260102_000000', [  # resumed
+                            {'step': 60, 'health/cls_kl': 1.0}])):
+        vis = tmp_path / stamp / 'vis_data'
+        vis.mkdir(parents=True)
+        (vis / 'scalars.json').write_text(
+            ''.join(json.dumps(r) + '\n' for r in rows))
+    assert final_health(str(tmp_path)) == {'health/cls_kl': 1.0,
+                                           'health/patch_kl': 3.0}
+    assert final_health(str(tmp_path / 'none')) == {}

@@ -18,6 +18,8 @@ from mmengine import dist
 from mmengine.hooks import Hook, LoggerHook
 from mmpretrain.registry import HOOKS
 
+from ...models.utils.health import (ONE_PROTOTYPE_PERPLEXITY,
+                                    UNIFORM_ENTROPY_FRAC)
 from .safe_checkpoint_hook import SafeCheckpointHook
 from .utils import unwrap_model
 
@@ -62,8 +64,8 @@ class CollapseMonitorHook(Hook):
     priority = 'LOW'  # after the logger has printed the interval's figures
 
     def __init__(self,
-                 max_entropy_frac: float = 0.98,
-                 min_perplexity: float = 1.5,
+                 max_entropy_frac: float = UNIFORM_ENTROPY_FRAC,
+                 min_perplexity: float = ONE_PROTOTYPE_PERPLEXITY,
                  patience: int = 3,
                  warmup_iters: int = 100,
                  interval: Optional[int] = None,

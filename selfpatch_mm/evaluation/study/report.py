@@ -52,6 +52,13 @@ def paired_difference(a: Dict[int, float],
     return out
 
 
+def _stat(vals: List[float]) -> dict:
+    """``mean``, ``std`` (0 for one value) and ``values`` over seeds."""
+    return dict(mean=float(np.mean(vals)),
+                std=float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+                values=[float(v) for v in vals])
+
+
 def summarize(results: Dict[str, Dict[int, dict]],
               selfpatch: str = 'selfpatch',
               random_init: str = 'random_init') -> dict:
@@ -64,7 +71,8 @@ def summarize(results: Dict[str, Dict[int, dict]],
 
     Returns:
         dict: ``arms`` (per metric ``mean``, ``std``, ``values``; wall
-        times and steps), ``differences`` (``selfpatch - <arm>`` per
+        times and steps; ``health``, the same for every final health
+        figure of the runs), ``differences`` (``selfpatch - <arm>`` per
         metric, for each arm whose name starts with ``dino``) and
         ``calibration`` (``<arm> - random_init`` for every other arm) and
         ``calibrated`` (:func:`calibration_verdict`).
@@ -75,12 +83,11 @@ def summarize(results: Dict[str, Dict[int, dict]],
         for key in list(METRICS) + ['pretrain_wall_s', 'pretrain_steps']:
             vals = [runs[s][key] for s in sorted(runs)
                     if runs[s].get(key) is not None]
-            if not vals:
-                continue
-            row[key] = dict(
-                mean=float(np.mean(vals)),
-                std=float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-                values=[float(v) for v in vals])
+            if vals:
+                row[key] = _stat(vals)
+        health = _health(runs)
+        if health:
+            row['health'] = health
         arms[arm] = row
 
     def per_metric(a: str, b: str) -> dict:
@@ -102,6 +109,62 @@ def summarize(results: Dict[str, Dict[int, dict]],
     }
     return dict(arms=arms, differences=diffs, calibration=calibration,
                 calibrated=calibration_verdict(calibration))
+
+
+#: health figures of the summary table: (key, column label)
+HEALTH_COLUMNS = (
+    ('health/cls_entropy_frac', '[CLS] H/log K'),
+    ('health/cls_perplexity', '[CLS] perplexity'),
+    ('health/cls_feat_std', '[CLS] feat std'),
+    ('health/patch_entropy_frac', 'patch H/log K'),
+    ('health/patch_perplexity', 'patch perplexity'),
+    ('health/patch_feat_std', 'patch feat std'),
+)
+
+
+def _health(runs: Dict[int, dict]) -> Dict[str, dict]:
+    """Per health figure, ``mean``/``std``/``values`` over the seeds of the
+    runs' final figures (``record['health']``)."""
+    out = {}
+    keys = sorted({k for r in runs.values() for k in r.get('health', {})})
+    for key in keys:
+        vals = [runs[s]['health'][key] for s in sorted(runs)
+                if key in runs[s].get('health', {})]
+        out[key] = _stat(vals)
+    return out
+
+
+def _health_table(arms: dict) -> List[str]:
+    """Markdown rows of each arm's final health figures; a figure past a
+    collapse threshold of ``CollapseMonitorHook`` is marked."""
+    from ...models.utils.health import (ONE_PROTOTYPE_PERPLEXITY,
+                                        UNIFORM_ENTROPY_FRAC)
+    rows = [(arm, row['health']) for arm, row in arms.items()
+            if row.get('health')]
+    if not rows:
+        return []
+    lines = [
+        '', 'Final health figures (last logged value, mean ± std over '
+        f'seeds; ⚠ past a collapse threshold: H/log K > '
+        f'{UNIFORM_ENTROPY_FRAC:g}, perplexity < '
+        f'{ONE_PROTOTYPE_PERPLEXITY:g}; see docs/health.md):', '',
+        '| arm | ' + ' | '.join(c for _, c in HEALTH_COLUMNS) + ' |',
+        '| --- ' * (len(HEALTH_COLUMNS) + 1) + '|'
+    ]
+    for arm, health in rows:
+        cells = []
+        for key, _ in HEALTH_COLUMNS:
+            stat = health.get(key)
+            digits = 1 if key.endswith('perplexity') else 3
+            cell = _fmt(stat, digits)
+            if stat and ((key.endswith('entropy_frac')
+                          and stat['mean'] > UNIFORM_ENTROPY_FRAC) or
+                         (key.endswith('perplexity')
+                          and stat['mean'] < ONE_PROTOTYPE_PERPLEXITY)):
+                cell += ' ⚠'
+            cells.append(cell)
+        lines.append(f'| {arm} | ' + ' | '.join(cells) + ' |')
+    return lines
 
 
 def calibration_verdict(calibration: dict) -> Dict[str, dict]:
@@ -175,6 +238,7 @@ def _markdown(summary: dict, meta: dict) -> str:
                   'point), paired by seed:', ''
                   ] + _difference_table(summary['calibration'])
         lines += ['', _verdict_line(summary.get('calibrated', {}))]
+    lines += _health_table(summary['arms'])
     return '\n'.join(lines) + '\n'
 
 

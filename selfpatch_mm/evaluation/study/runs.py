@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Union
 __all__ = [
     'REPO_ROOT', 'PretrainSettings', 'Arm', 'default_arms',
     'make_pretrain_config', 'run_pretraining', 'run_tool', 'loop_seconds',
-    'save_random_init'
+    'final_health', 'save_random_init'
 ]
 
 REPO_ROOT = osp.dirname(
@@ -240,13 +240,36 @@ def loop_seconds(log: str) -> Optional[float]:
     return float(times[-1] - times[0]) if len(times) > 1 else None
 
 
+def final_health(work_dir: str) -> Dict[str, float]:
+    """The last logged value of every health figure of a training run.
+
+    Args:
+        work_dir (str): A ``tools/train.py`` work dir.
+
+    Returns:
+        dict: ``health/<head>_<figure>`` to the value of the newest
+        ``*/vis_data/scalars.json`` line that has it (the logger's running
+        mean over its window); empty without figures.
+    """
+    found: Dict[str, float] = {}
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line) if line.strip() else {}
+                found.update({k: float(v) for k, v in row.items()
+                              if k.startswith('health/')})
+    return found
+
+
 def run_pretraining(config: str, work_dir: str, epochs: int,
                     threads: Optional[int] = 1) -> Dict[str, object]:
     """``tools/train.py config --work-dir work_dir``; skipped when its
     ``pretrain.json`` exists (resumable study).
 
     Returns:
-        dict: ``checkpoint``, ``wall_s`` (the whole tool), ``epochs``.
+        dict: ``checkpoint``, ``wall_s`` (the whole tool), ``epochs``,
+        ``health`` (:func:`final_health`).
     """
     record = osp.join(work_dir, 'pretrain.json')
     if osp.isfile(record):
@@ -258,7 +281,8 @@ def run_pretraining(config: str, work_dir: str, epochs: int,
     info = dict(checkpoint=osp.join(work_dir, f'epoch_{epochs}.pth'),
                 wall_s=wall, train_s=loop_seconds(
                     osp.join(work_dir, 'train.log')),
-                epochs=epochs, config=config)
+                epochs=epochs, config=config,
+                health=final_health(work_dir))
     if not osp.isfile(info['checkpoint']):
         raise RuntimeError(f'{info["checkpoint"]} was not written.')
     with open(record, 'w') as f:

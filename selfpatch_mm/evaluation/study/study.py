@@ -107,7 +107,8 @@ def _run_one(arm: Arm, seed: int, settings: StudySettings, world: dict,
         arm=arm.name, seed=seed, config=arm.config,
         pretrain_wall_s=pre['wall_s'], pretrain_train_s=pre.get('train_s'),
         pretrain_epochs=pre['epochs'],
-        pretrain_steps=pre['epochs'] * steps_per_epoch)
+        pretrain_steps=pre['epochs'] * steps_per_epoch,
+        health=pre.get('health', {}))
     record.update(evaluate_checkpoint(config, ckpt, run_dir, world, s,
                                       settings.probe, seed))
     record['run_wall_s'] = time.perf_counter() - start

@@ -22,7 +22,18 @@ import torch.nn.functional as F
 
 from .precision import autocast_off
 
-__all__ = ['entropy', 'feature_std', 'head_figures']
+__all__ = [
+    'UNIFORM_ENTROPY_FRAC', 'ONE_PROTOTYPE_PERPLEXITY', 'entropy',
+    'feature_std', 'head_figures'
+]
+
+#: ``entropy_frac`` above this is near uniform collapse (a flat teacher at
+#: temperature 1.0 sat at 0.999, the demo's healthy heads at 0.31-0.77;
+#: docs/health.md).
+UNIFORM_ENTROPY_FRAC = 0.98
+#: ``perplexity`` below this is near single-prototype collapse (every
+#: target of the batch on one prototype gives 1; docs/health.md).
+ONE_PROTOTYPE_PERPLEXITY = 1.5
 
 
 @torch.no_grad()
