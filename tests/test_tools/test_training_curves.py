@@ -109,3 +109,23 @@ def test_resumed_runs_join_and_missing_keys_are_skipped(tmp_path, capsys):
         tool.main([str(tmp_path), '--keys', 'nothing'])
     with pytest.raises(FileNotFoundError, match='scalars.json'):
         tool.main([str(tmp_path / 'empty')])
+
+
+def test_several_runs_share_the_panels(tmp_path):
+    # A healthy and a collapsed run; only the second logged a patch head.
+    _write_run(tmp_path / 'good', '20260101_000000', [1, 2], lr=1.0)
+    _write_run(tmp_path / 'flat', '20260101_000000', [1, 2, 3], lr=2.0)
+    with open(tmp_path / 'flat' / '20260101_000000' / 'vis_data' /
+              'scalars.json', 'a') as f:
+        f.write(json.dumps({'health/patch_kl': 0.2, 'step': 3}) + '\n')
+    tool = load_tool('plot_curves.py')
+    out = tool.main([str(tmp_path / 'good'), str(tmp_path / 'flat'),
+                     '--keys', 'loss_cls', 'lr', 'health/patch_kl',
+                     '--out', str(tmp_path / 'both.png')])
+    with Image.open(out) as img:
+        # two columns (losses and schedules, the patch head) of 5.5 inches,
+        # two rows of 2.2
+        assert img.size == (1100, 440)
+    with pytest.raises(ValueError, match='2 paths, 1 labels'):
+        tool.main([str(tmp_path / 'good'), str(tmp_path / 'flat'),
+                   '--labels', 'good'])

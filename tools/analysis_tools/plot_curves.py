@@ -17,6 +17,10 @@ mmpretrain's ``analyze_logs.py plot_curve`` reads these files too, but
 draws every key on one shared axis, where the learning rate (~1e-3), the
 momentum (~1) and the temperature (~0.04) are flat lines next to the loss.
 
+Several work dirs are drawn into the same panels, one line each (a run
+beside known-good and known-collapsed references, e.g. those of
+docs/health.md).
+
 Example::
 
     python tools/analysis_tools/plot_curves.py \\
@@ -70,16 +74,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Plot training curves from vis_data/scalars.json')
     parser.add_argument(
-        'path',
-        help='a work dir (all its */vis_data/scalars.json) or one '
-        'scalars.json file')
+        'paths',
+        nargs='+',
+        metavar='path',
+        help='work dirs (all their */vis_data/scalars.json) or '
+        'scalars.json files; several are drawn one line each')
+    parser.add_argument(
+        '--labels', nargs='+', default=None,
+        help='legend names of the paths (default: their folder names)')
     parser.add_argument(
         '--keys',
         nargs='+',
         default=list(DEFAULT_KEYS),
         help='scalars to plot, one panel each (default: %(default)s)')
     parser.add_argument(
-        '--out', default=None, help='PNG path (default: <path>/curves.png)')
+        '--out', default=None,
+        help='PNG path (default: curves.png in the first path)')
     return parser.parse_args(argv)
 
 
@@ -124,24 +134,32 @@ def load_scalars(files: List[str]) -> Dict[str, Dict[int, float]]:
     return curves
 
 
-def plot_curves(curves: Dict[str, Dict[int, float]], keys: List[str],
-                out: str, title: str = '') -> List[str]:
-    """Draw one panel per key present in ``curves`` and save a PNG.
+def plot_curves(runs: Dict[str, Dict[str, Dict[int, float]]],
+                keys: List[str], out: str, title: str = '') -> List[str]:
+    """Draw one panel per key logged by any run and save a PNG.
+
+    Args:
+        runs (dict): Label to the run's curves (:func:`load_scalars`); with
+            several runs every panel has a line per run and a legend.
+        keys (list[str]): Scalars to draw, in order.
+        out (str): PNG path.
+        title (str): Figure title.
 
     Returns:
         list[str]: The keys that were drawn.
 
     Raises:
-        KeyError: If none of ``keys`` is in ``curves``.
+        KeyError: If none of ``keys`` was logged.
     """
     import matplotlib
     matplotlib.use('Agg')  # files only: no display needed
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FormatStrFormatter
-    drawn = [k for k in keys if k in curves]
+    drawn = [k for k in keys if any(k in c for c in runs.values())]
     if not drawn:
+        logged = sorted({k for c in runs.values() for k in c})
         raise KeyError(f'None of {keys} was logged; the logged scalars are '
-                       f'{sorted(curves)}.')
+                       f'{logged}.')
     cols = columns(drawn)
     rows = max(len(c) for c in cols)
     fig, axes = plt.subplots(
@@ -155,9 +173,12 @@ def plot_curves(curves: Dict[str, Dict[int, float]], keys: List[str],
         axes[len(col) - 1, j].set_xlabel('iteration')
     for ax, key in ((axes[i, j], k) for j, col in enumerate(cols)
                     for i, k in enumerate(col)):
-        steps = sorted(curves[key])
-        ax.plot(steps, [curves[key][s] for s in steps], linewidth=1.2,
-                marker='.' if len(steps) < 50 else None)
+        for label, curves in runs.items():
+            steps = sorted(curves.get(key, {}))
+            ax.plot(steps, [curves[key][s] for s in steps], linewidth=1.2,
+                    marker='.' if len(steps) < 50 else None, label=label)
+        if len(runs) > 1:
+            ax.legend(fontsize=7)
         ax.set_title(TITLES.get(key, key), fontsize=10, loc='left')
         ax.grid(alpha=0.3)
         # No offset ("+9.99e-1") labels: momenta near 1 and learning rates
@@ -181,17 +202,25 @@ def main(argv: Optional[List[str]] = None) -> str:
         str: The written PNG.
     """
     args = parse_args(argv)
-    files = find_scalar_files(args.path)
-    curves = load_scalars(files)
+    labels = args.labels or [
+        osp.basename(osp.abspath(p if osp.isdir(p) else osp.dirname(p)))
+        for p in args.paths
+    ]
+    if len(labels) != len(args.paths):
+        raise ValueError(f'{len(args.paths)} paths, {len(labels)} labels.')
+    files = {label: find_scalar_files(p)
+             for label, p in zip(labels, args.paths)}
+    first = args.paths[0]
     out = args.out or osp.join(
-        args.path if osp.isdir(args.path) else osp.dirname(args.path),
-        'curves.png')
-    drawn = plot_curves(curves, args.keys, out,
-                        osp.basename(osp.abspath(args.path)))
+        first if osp.isdir(first) else osp.dirname(first), 'curves.png')
+    drawn = plot_curves(
+        {label: load_scalars(f) for label, f in files.items()}, args.keys,
+        out, labels[0] if len(labels) == 1 else '')
     missing = [k for k in args.keys if k not in drawn]
     if missing:
         print(f'Not logged, skipped: {", ".join(missing)}')
-    print(f'Plotted {", ".join(drawn)} from {len(files)} file(s) to {out}')
+    print(f'Plotted {", ".join(drawn)} from '
+          f'{sum(map(len, files.values()))} file(s) to {out}')
     return out
 
 
