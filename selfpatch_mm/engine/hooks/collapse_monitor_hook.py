@@ -25,9 +25,9 @@ from .utils import unwrap_model
 
 __all__ = ['CollapseMonitorHook']
 
-#: (figure, kind of collapse, test) per watched figure.
-_CHECKS = (('entropy_frac', 'uniform', 'above'),
-           ('perplexity', 'single-prototype', 'below'))
+#: Watched figure: (the collapse it signals, the side that is past).
+_CHECKS = {'entropy_frac': ('uniform', '>'),
+           'perplexity': ('single-prototype', '<')}
 _HEADS = dict(cls=('head', 'image ([CLS])'), patch=('patch_head', 'patch'))
 
 
@@ -43,7 +43,9 @@ class CollapseMonitorHook(Hook):
     collapse** when its perplexity is below ``min_perplexity``. After
     ``patience`` such intervals in a row, past ``warmup_iters``, the hook
     logs a WARNING naming the head, the figure, its value and threshold,
-    and the settings that usually fix it, with their current values.
+    and the settings that usually fix it, with their current values. The
+    counts are not checkpointed: a resumed run starts them (and its
+    once-per-head warnings) afresh.
 
     Args:
         max_entropy_frac (float): Uniform-collapse threshold of
@@ -109,12 +111,12 @@ class CollapseMonitorHook(Hook):
         limit = self.thresholds[figure]
         if not math.isfinite(value):
             return False
-        return value > limit if figure == 'entropy_frac' else value < limit
+        return value > limit if _CHECKS[figure][1] == '>' else value < limit
 
     def _interval_means(self, runner) -> Dict[tuple, float]:
         """``(head, figure)``: the interval's mean over every rank."""
         hub = runner.message_hub
-        keys = [(head, figure) for head in _HEADS for figure, _, _ in _CHECKS
+        keys = [(head, figure) for head in _HEADS for figure in _CHECKS
                 if f'train/health/{head}_{figure}' in hub.log_scalars]
         if not keys:
             return {}
@@ -128,8 +130,7 @@ class CollapseMonitorHook(Hook):
 
     def _report(self, runner, head: str, figure: str, value: float) -> None:
         """Log the warning, or save a checkpoint and raise with it."""
-        kind = next(k for f, k, _ in _CHECKS if f == figure)
-        side = '>' if figure == 'entropy_frac' else '<'
+        kind, side = _CHECKS[figure]
         limit = self.thresholds[figure]
         span = self.patience * self.interval
         message = (
