@@ -167,3 +167,14 @@ def test_dino_baseline_has_cls_figures_only():
     assert {k for k in losses if k.startswith('health/')} == {
         f'health/cls_{f}' for f in ('entropy_frac', 'perplexity', 'kl',
                                     'center_norm', 'feat_std')}
+
+
+def test_entropy_in_chunks_equals_one_pass(monkeypatch):
+    import selfpatch_mm.models.utils.health as health
+    q = torch.softmax(torch.randn(3, 5, 7, 16), -1)
+    whole = health.entropy(q)
+    monkeypatch.setattr(health, '_CHUNK', 16 * 4)  # 4 rows per chunk
+    assert torch.equal(health.entropy(q), whole)
+    assert whole.shape == (3, 5, 7)
+    torch.testing.assert_close(
+        whole, -(q * q.log()).sum(-1), atol=1e-6, rtol=1e-6)
