@@ -7,6 +7,7 @@ Examples::
     bash tools/dist_train.sh CONFIG NUM_PROCS [extra args]
 """
 import argparse
+import os
 from typing import Optional
 
 import torch
@@ -25,6 +26,9 @@ AMP_WRAPPERS = {
     'AutoAmpSelfPatchOptimWrapper': 'SelfPatchAmpOptimWrapper',
 }
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
+# Set by tools/slurm_train.sh: a requeued job resumes from its work dir's
+# newest checkpoint (or starts, when there is none) without --resume.
+AUTO_RESUME_ENV = 'SELFPATCH_AUTO_RESUME'
 
 # Our models, datasets, hooks and optimizer wrappers, for configs without
 # custom_imports (configs with it import the same modules again, a no-op).
@@ -113,7 +117,8 @@ def enable_amp(cfg: Config, dtype: str = 'fp16') -> None:
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply ``--amp``/``--amp-dtype``, ``--resume`` and ``--auto-scale-lr``
-    to the config.
+    to the config. ``SELFPATCH_AUTO_RESUME=1`` means ``--resume`` (auto)
+    when no ``--resume`` is given.
 
     Args:
         cfg (Config): The loaded config, changed in place.
@@ -125,6 +130,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.amp or args.amp_dtype:
         enable_amp(cfg, args.amp_dtype or 'fp16')
 
+    if args.resume is None and os.environ.get(AUTO_RESUME_ENV, '') not in (
+            '', '0'):
+        args.resume = 'auto'
     if args.resume == 'auto':
         # Runner finds the latest checkpoint of work_dir itself.
         cfg.resume = True

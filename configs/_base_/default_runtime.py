@@ -11,9 +11,23 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # atomic files, resume from the newest readable one, RNG states saved
-    checkpoint=dict(type='SafeCheckpointHook', interval=10, max_keep_ckpts=3),
+    # atomic files, resume from the newest readable one, RNG states saved;
+    # epoch_N.pth every 10 epochs (the last 3 kept) and latest.pth at the
+    # end of every other epoch (the official code rewrites checkpoint.pth
+    # every epoch)
+    checkpoint=dict(
+        type='SafeCheckpointHook',
+        interval=10,
+        max_keep_ckpts=3,
+        save_latest=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # SIGTERM/SIGUSR1 (Slurm's preemption and --signal): every rank stops at
+    # the next iteration, writes latest.pth there and exits with code 75;
+    # save_every_minutes=N also writes it every N minutes inside an epoch
+    preemption=dict(
+        type='PreemptionHook',
+        signals=['SIGTERM', 'SIGUSR1'],
+        save_every_minutes=None),
 )
 
 env_cfg = dict(

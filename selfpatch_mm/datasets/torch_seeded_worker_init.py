@@ -10,14 +10,44 @@ use torch's default seeding instead: every new iterator draws a base seed
 from the main process's torch generator, so the streams change per epoch
 and per worker and follow ``randomness.seed`` (and, since that generator is
 in the checkpoint, a resume).
+
+Workers also outlive a cluster's stop signal. Slurm signals every process
+of a job step, and a worker that SIGTERM or SIGUSR1 killed would make the
+main process fail at its next batch, before ``PreemptionHook`` has saved.
+So workers ignore SIGUSR1, and take SIGTERM only from their parent (as
+torch's own worker handler does: the parent terminates its workers that
+way when it exits); the main process decides when the run stops.
 """
+import os
 import random
+import signal
+import threading
 
 import numpy as np
 import torch
 from mmengine.registry import FUNCTIONS
 
 __all__ = ['torch_seeded_worker_init']
+
+
+def _outlive_stop_signals() -> None:
+    """Ignore SIGUSR1; exit on SIGTERM only when the parent sent it."""
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    if not hasattr(signal, 'sigwaitinfo'):  # not Linux: torch's handler
+        return
+    parent = os.getppid()
+    # Blocked here, and so in every thread this worker starts later; the
+    # waiting thread receives it with its sender, which a Python handler
+    # cannot see.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    def wait() -> None:
+        while True:
+            if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+                os._exit(0)
+
+    threading.Thread(target=wait, name='sigterm-from-parent',
+                     daemon=True).start()
 
 
 @FUNCTIONS.register_module()
@@ -28,6 +58,7 @@ def torch_seeded_worker_init(worker_id: int) -> None:
         worker_id (int): Worker index (torch has already folded it into
             ``torch.initial_seed()``).
     """
+    _outlive_stop_signals()
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

@@ -1,3 +1,4 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 from .hooks import *  # noqa: F401,F403
 from .optimizers import *  # noqa: F401,F403
+from .runners import *  # noqa: F401,F403

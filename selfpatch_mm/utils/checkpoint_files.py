@@ -11,6 +11,7 @@ Resuming reads ``last_checkpoint`` (a path relative to the work dir, so a
 moved work dir resumes from itself) and falls back to the newest readable
 checkpoint when that one is cut short, empty or not a checkpoint at all.
 """
+import errno
 import logging
 import os
 import os.path as osp
@@ -22,6 +23,7 @@ import torch
 __all__ = [
     'TMP_MARK', 'fsync_dir', 'fsync_file', 'atomic_write_text',
     'is_tmp_checkpoint', 'remove_tmp_checkpoints', 'nonfinite_keys',
+    'refuse_nonfinite', 'write_error', 'relative_to',
     'check_checkpoint_file', 'read_last_checkpoint', 'checkpoint_candidates',
     'find_resumable_checkpoint'
 ]
@@ -120,6 +122,39 @@ def nonfinite_keys(state_dict: Dict[str, Any]) -> List[str]:
     ]
 
 
+def refuse_nonfinite(state_dict: Dict[str, Any], epoch: Optional[int],
+                     it: Optional[int]) -> None:
+    """Raise a ``RuntimeError`` naming NaN/Inf tensors, if any."""
+    bad = nonfinite_keys(state_dict)
+    if bad:
+        raise RuntimeError(
+            f'Refusing to save a checkpoint at epoch {epoch}, iter '
+            f'{it}: {len(bad)} model tensors hold NaN or Inf (e.g. '
+            f'{", ".join(bad[:3])}). The last checkpoint stays the '
+            'newest; resume from it, with a lower learning rate or '
+            'stronger gradient clipping.')
+
+
+def write_error(e: OSError, final: str, previous: Optional[str]) -> OSError:
+    """The error a failed checkpoint write is reported with."""
+    cause = ('the disk is full' if e.errno in (errno.ENOSPC, errno.EDQUOT)
+             else f'{type(e).__name__}: {e}')
+    kept = (f'the previous checkpoint {previous} is intact'
+            if previous else 'no earlier checkpoint was written')
+    return OSError(
+        e.errno, f'Could not write checkpoint {final}: {cause} '
+        f'({os.strerror(e.errno) if e.errno else e}). The partial file '
+        f'was removed and {kept}; free space and rerun with --resume.')
+
+
+def relative_to(path: str, work_dir: str) -> str:
+    """``path`` relative to ``work_dir`` when it lies inside it."""
+    path, work_dir = osp.abspath(path), osp.abspath(work_dir)
+    if osp.commonpath([path, work_dir]) == work_dir:
+        return osp.relpath(path, work_dir)
+    return path
+
+
 def _default_load(path: str) -> Any:
     # The project's one loader (weights_only, safe globals): the same reader
     # that mmengine's local scheme uses after ``build_runner``.
@@ -193,9 +228,15 @@ def _template_regex(filename_tmpl: str) -> 're.Pattern':
     return re.compile(f'^{re.escape(head)}(\\d+){re.escape(tail)}$')
 
 
+#: The rolling checkpoint ``SafeCheckpointHook(save_latest=True)`` and
+#: ``PreemptionHook`` write; its step is not in its name.
+LATEST_NAME = 'latest.pth'
+
+
 def _steps(folders: List[str],
            filename_tmpls: Tuple[str, ...]) -> Dict[str, Tuple[int, float]]:
-    """``{path: (step, mtime)}`` of the checkpoint files of ``folders``."""
+    """``{path: (step, mtime)}`` of the numbered checkpoint files of
+    ``folders``."""
     patterns = [_template_regex(t) for t in filename_tmpls]
     found = {}
     for folder in folders:
@@ -211,16 +252,34 @@ def _steps(folders: List[str],
     return found
 
 
+def _with_latest(numbered: List[str], found: Dict[str, Tuple[int, float]],
+                 folders: List[str]) -> List[str]:
+    """``numbered`` (newest first) with each folder's ``latest.pth`` put
+    before the first numbered file written earlier than it."""
+    out = list(numbered)
+    for folder in folders:
+        path = osp.abspath(osp.join(folder, LATEST_NAME))
+        if not osp.isfile(path) or path in out:
+            continue
+        mtime = osp.getmtime(path)
+        at = next((i for i, p in enumerate(out) if found[p][1] < mtime),
+                  len(out))
+        out.insert(at, path)
+    return out
+
+
 def checkpoint_candidates(folders: List[str],
                           filename_tmpls: Tuple[str, ...] = (
                               'epoch_{}.pth', 'iter_{}.pth')) -> List[str]:
     """Checkpoint files of ``folders``, newest first.
 
     Newest means the highest step in the name (``epoch_12`` after
-    ``epoch_3``), then the latest modification time.
+    ``epoch_3``), then the latest modification time; ``latest.pth`` goes
+    before the numbered files written earlier than it.
     """
     found = _steps(folders, filename_tmpls)
-    return sorted(found, key=lambda p: found[p], reverse=True)
+    return _with_latest(sorted(found, key=lambda p: found[p], reverse=True),
+                        found, folders)
 
 
 def find_resumable_checkpoint(
@@ -262,14 +321,22 @@ def find_resumable_checkpoint(
              'for the newest readable checkpoint instead.')
     folders = [work_dir] + list(extra_dirs or [])
     found = _steps(folders, filename_tmpls)
-    candidates = sorted(found, key=lambda p: found[p], reverse=True)
+    candidates = _with_latest(
+        sorted(found, key=lambda p: found[p], reverse=True), found, folders)
     if named is not None:
         named = osp.abspath(named)
         mine = found.get(named)
-        newer = [
-            c for c in candidates if mine is not None and
-            found[c][0] > mine[0] and found[c][1] > mine[1]
-        ]
+        if mine is None and osp.isfile(named):  # latest.pth: no step
+            mine = (-1, osp.getmtime(named))
+
+        def newer_than_named(c: str) -> bool:
+            # a latest.pth renamed into place after the named file
+            if c not in found:
+                return mine is not None and osp.getmtime(c) > mine[1]
+            return mine is not None and found[c][0] > mine[0] and \
+                found[c][1] > mine[1]
+
+        newer = [c for c in candidates if c != named and newer_than_named(c)]
         candidates = newer + [named] + [
             c for c in candidates if c != named and c not in newer
         ]

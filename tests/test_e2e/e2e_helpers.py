@@ -72,6 +72,80 @@ class DumpSelfPatchStateHook(Hook):
         self._dump(runner, 'after_train')
 '''
 
+# Test hooks of the preemption tests, imported by the training subprocess
+# as ``preemption_test_hooks`` (custom_imports): a slowed checkpoint write
+# (SLOW_CHECKPOINT: a file-name prefix; SLOW_MARK: a file made when such a
+# write starts), a signal sent to the process itself at an iteration, and
+# a per-rank record of the teacher's sum after every iteration.
+PREEMPTION_TEST_HOOKS = '''
+import os
+import signal
+import time
+
+from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS
+
+import selfpatch_mm.engine.hooks.safe_checkpoint_hook as sch
+
+SLOW = os.environ.get('SLOW_CHECKPOINT')  # a file-name prefix
+_fsync = sch.fsync_file
+
+
+def _slow_fsync(path):
+    # mark the write as started, then take a while: the test signals then
+    if SLOW and os.path.basename(path).startswith('.' + SLOW):
+        open(os.environ['SLOW_MARK'], 'a').close()
+        time.sleep(float(os.environ.get('SLOW_SECONDS', '4')))
+    _fsync(path)
+
+
+sch.fsync_file = _slow_fsync
+
+
+@HOOKS.register_module(force=True)
+class SignalAtHook(Hook):
+    """Send ``sig`` to this process before iteration ``at_iter`` (0-based,
+    counted over the run) or, with ``at_iter=-1``, before training."""
+
+    priority = 'NORMAL'
+
+    def __init__(self, at_iter, sig='SIGTERM', rank=None):
+        self.at_iter, self.sig = at_iter, getattr(signal, sig)
+        self.rank = rank
+
+    def _send(self, runner):
+        if self.rank is None or runner.rank == self.rank:
+            os.kill(os.getpid(), self.sig)
+
+    def before_train(self, runner):
+        if self.at_iter == -1:
+            self._send(runner)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == self.at_iter:
+            self._send(runner)
+
+
+@HOOKS.register_module(force=True)
+class TeacherSumHook(Hook):
+    """Append (iteration, sum of the teacher's weights) to
+    ``out_dir/teacher_rank{rank}.txt`` after every iteration."""
+
+    priority = 'LOW'  # after the EMA update, before PreemptionHook
+
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        model = getattr(runner.model, 'module', runner.model)
+        total = sum(float(p.double().sum())
+                    for p in model.teacher.parameters())
+        path = os.path.join(self.out_dir, f'teacher_rank{runner.rank}.txt')
+        with open(path, 'a') as f:
+            f.write(f'{runner.iter + 1} {total!r}\\n')
+'''
+
 
 def _load_make_images() -> Callable:
     """``make_images`` of ``tools/misc/make_demo_images.py`` (not a
@@ -155,6 +229,28 @@ def write_demo_run(tmp_path: Path, name: str, options: Dict,
             'train_dataloader.num_workers': 0,
             **options
         })
+
+
+def with_test_hooks(base: Path, path: Path, module: str,
+                    hooks: List[dict]) -> Path:
+    """``base`` plus ``hooks`` from the importable test module ``module``,
+    written to ``path``."""
+    cfg = Config.fromfile(str(base))
+    cfg.custom_imports.imports = list(cfg.custom_imports.imports) + [module]
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + hooks
+    cfg.dump(str(path))
+    return path
+
+
+def training_state(ckpt: dict) -> Dict[str, torch.Tensor]:
+    """A checkpoint's model (student, teacher, centres) and optimizer
+    tensors, flat, for comparing runs tensor by tensor."""
+    out = {f'model.{k}': v for k, v in ckpt['state_dict'].items()}
+    for pid, state in ckpt['optimizer']['state'].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                out[f'optim.{pid}.{key}'] = value
+    return out
 
 
 def load_ckpt(path: Path) -> dict:

@@ -19,7 +19,7 @@ import pytest
 import torch
 # conftest.py puts this folder on sys.path
 from e2e_helpers import (make_demo_images, run_cmd, subprocess_env,
-                         train_cmd, write_config)
+                         train_cmd, training_state, write_config)
 from mmengine.config import Config
 
 from selfpatch_mm.checkpoint import load_checkpoint_file
@@ -75,18 +75,8 @@ def setup(tmp_path_factory) -> Dict[str, Path]:
     return dict(root=root, data=data, hooks=hooks, plain=plain, crash=crash)
 
 
-def _tensors(ckpt: dict) -> Dict[str, torch.Tensor]:
-    """Model state and optimizer state of a checkpoint, flat."""
-    out = {f'model.{k}': v for k, v in ckpt['state_dict'].items()}
-    for pid, state in ckpt['optimizer']['state'].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                out[f'optim.{pid}.{key}'] = value
-    return out
-
-
 def _differing(a: dict, b: dict) -> List[str]:
-    ta, tb = _tensors(a), _tensors(b)
+    ta, tb = training_state(a), training_state(b)
     assert ta.keys() == tb.keys()
     return [k for k in ta if not torch.equal(ta[k], tb[k])]
 

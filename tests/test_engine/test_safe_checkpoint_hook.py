@@ -158,6 +158,29 @@ def test_newer_complete_checkpoint_beats_last_checkpoint(trained: Path,
     assert find_resumable_checkpoint(str(work)) == str(work / 'epoch_3.pth')
 
 
+def test_latest_file_takes_its_place_by_time(trained: Path, tmp_path: Path):
+    """latest.pth has no step in its name: named by last_checkpoint it is
+    the resume point; written after the named file (a kill before
+    last_checkpoint was rewritten) it goes first; when it is cut short the
+    newest numbered file older than it is next."""
+    work = tmp_path / 'work'
+    shutil.copytree(trained, work)
+    latest = work / 'latest.pth'
+    shutil.copy2(work / 'epoch_3.pth', latest)
+    t3 = (work / 'epoch_3.pth').stat().st_mtime
+    os.utime(latest, (t3 + 10, t3 + 10))
+    (work / 'last_checkpoint').write_text('latest.pth')
+    assert find_resumable_checkpoint(str(work)) == str(latest)
+    (work / 'last_checkpoint').write_text('epoch_3.pth')
+    assert find_resumable_checkpoint(str(work)) == str(latest)
+    os.utime(latest, (t3 - 10, t3 - 10))  # older than the named file
+    assert find_resumable_checkpoint(str(work)) == str(work / 'epoch_3.pth')
+    os.utime(latest, (t3 + 10, t3 + 10))
+    (work / 'last_checkpoint').write_text('latest.pth')
+    os.truncate(latest, latest.stat().st_size // 2)
+    assert find_resumable_checkpoint(str(work)) == str(work / 'epoch_3.pth')
+
+
 @pytest.mark.parametrize('damage', ['half', 'zero', 'garbage'])
 def test_resume_falls_back_to_newest_readable(trained: Path, tmp_path: Path,
                                               damage: str):

@@ -42,7 +42,10 @@ train_dataloader = dict(
     pin_memory=True,
     prefetch_factor=2,
     drop_last=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # DefaultSampler's order; it can start an epoch part-way on resume, and
+    # draws each sample's augmentation from (seed, epoch, index), so a
+    # resumed epoch repeats the uninterrupted one also with worker processes
+    sampler=dict(type='ResumableSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     # numpy-driven crops change every epoch also without persistent
     # workers (mmengine's default re-seeds them identically each epoch)

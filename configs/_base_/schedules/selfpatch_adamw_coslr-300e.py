@@ -42,7 +42,9 @@ param_scheduler = [
         convert_to_iter_based=True),
 ]
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+# mmengine's epoch loop that resumes a mid-epoch checkpoint at its next
+# batch (PreemptionHook writes such files), instead of replaying the epoch
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=256, enable=True)
 
 custom_hooks = [

@@ -1,5 +1,4 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
-import errno
 import os
 import os.path as osp
 from typing import Optional
@@ -7,15 +6,18 @@ from typing import Optional
 from mmengine.dist import (all_gather_object, broadcast_object_list, get_rank,
                            is_main_process)
 from mmengine.hooks import CheckpointHook
+from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 from ...utils.checkpoint_files import (atomic_write_text,
                                        check_checkpoint_file, fsync_dir,
-                                       fsync_file, nonfinite_keys,
-                                       remove_tmp_checkpoints, tmp_path_for)
+                                       fsync_file, refuse_nonfinite,
+                                       relative_to, remove_tmp_checkpoints,
+                                       tmp_path_for, write_error)
 from ...utils.checkpoint_files import \
     find_resumable_checkpoint as _find_resumable
 from ...utils.rng_state import get_rng_state, set_rng_state
+from ..runners.train_position import make_position
 from .utils import unwrap_model
 
 __all__ = ['SafeCheckpointHook']
@@ -53,15 +55,36 @@ class SafeCheckpointHook(CheckpointHook):
     written the same way, and the previous best is removed only once the
     new one is in place (mmengine removes it first).
 
+    * **A rolling latest file.** With ``save_latest=True``, every epoch
+      whose numbered checkpoint is not due writes ``latest.pth`` (replaced
+      each time, atomically), so a lost job loses at most an epoch while
+      ``interval`` and ``max_keep_ckpts`` keep the numbered history as
+      before. :meth:`save_latest` writes it at any iteration boundary
+      (``PreemptionHook`` calls it on a signal or a timer); such a file
+      carries its position in the epoch, and a resume continues there
+      (:class:`~selfpatch_mm.engine.runners.ResumableEpochBasedTrainLoop`).
+
     Args:
         verify (bool): Re-read each new checkpoint before it replaces the
             old ones. Defaults to True.
+        save_latest (bool): Write ``latest.pth`` at the end of every epoch
+            that writes no numbered checkpoint. Defaults to False.
         **kwargs: :class:`mmengine.hooks.CheckpointHook` arguments.
     """
 
-    def __init__(self, *args, verify: bool = True, **kwargs) -> None:
+    LATEST = 'latest.pth'
+
+    def __init__(self,
+                 *args,
+                 verify: bool = True,
+                 save_latest: bool = False,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.verify = verify
+        self.save_latest_every_epoch = save_latest
+        #: Iterations done when the newest checkpoint of this run was
+        #: written (or resumed from); None before either.
+        self.last_saved_iter: Optional[int] = None
         self._resumed_rng: Optional[list] = None
         self._rank_rng: Optional[list] = None
 
@@ -142,32 +165,36 @@ class SafeCheckpointHook(CheckpointHook):
         """Keep the saved generator states for :meth:`before_train`."""
         # Only a resumed run continues the saved generators; ``load_from``
         # (fine-tuning) starts its own.
-        if getattr(runner, '_resume', False) and 'rng_state' in checkpoint:
+        if not getattr(runner, '_resume', False):
+            return
+        if 'rng_state' in checkpoint:
             self._resumed_rng = checkpoint['rng_state']
+        meta = checkpoint.get('meta', {})
+        self.last_saved_iter = meta.get('iter')
+        position = meta.get('train_position')
+        loop = runner.train_loop
+        if hasattr(loop, 'set_resume_position'):
+            loop.set_resume_position(position)
+        elif position is not None:
+            raise RuntimeError(
+                f'The checkpoint was written in the middle of epoch '
+                f'{position["epoch"] + 1} (after batch {position["batches"]} '
+                f'of {position["batches_per_epoch"]}), but the train loop '
+                f'{type(loop).__name__} restarts epochs and would train '
+                "those batches again. Set train_cfg.type="
+                "'ResumableEpochBasedTrainLoop', or resume from an epoch "
+                'checkpoint (epoch_N.pth).')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Refuse a non-finite state; add the generator states."""
         # mmengine calls this on rank 0 only (``Runner.save_checkpoint`` is
         # master-only), so nothing collective may happen here.
         meta = checkpoint.get('meta', {})
-        self._refuse_nonfinite(
+        refuse_nonfinite(
             checkpoint.get('state_dict', {}), meta.get('epoch'),
             meta.get('iter'))
         states, self._rank_rng = self._rank_rng, None
         checkpoint['rng_state'] = states or [get_rng_state()]
-
-    @staticmethod
-    def _refuse_nonfinite(state_dict: dict, epoch: Optional[int],
-                          it: Optional[int]) -> None:
-        """Raise a ``RuntimeError`` naming NaN/Inf tensors, if any."""
-        bad = nonfinite_keys(state_dict)
-        if bad:
-            raise RuntimeError(
-                f'Refusing to save a checkpoint at epoch {epoch}, iter '
-                f'{it}: {len(bad)} model tensors hold NaN or Inf (e.g. '
-                f'{", ".join(bad[:3])}). The last checkpoint stays the '
-                'newest; resume from it, with a lower learning rate or '
-                'stronger gradient clipping.')
 
     # ---------------------------------------------------------------- save
     def _save_checkpoint_with_step(self, runner, step: int,
@@ -195,36 +222,98 @@ class SafeCheckpointHook(CheckpointHook):
             self.keep_ckpt_ids.append(step)
             hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
         hub.update_info('last_ckpt', final)
-        try:
-            # On every rank, so all ranks stop together on a bad state and
-            # every rank's generators (they differ with diff_rank_seed=True)
-            # reach rank 0, which writes them.
-            self._refuse_nonfinite(
-                unwrap_model(runner).state_dict(), meta.get('epoch'),
-                meta.get('iter'))
-            self._rank_rng = all_gather_object(get_rng_state())
-            self._write(
-                runner, final,
-                save_optimizer=self.save_optimizer,
-                save_param_scheduler=self.save_param_scheduler,
-                meta=meta, by_epoch=self.by_epoch, **self.args)
-        except BaseException as e:
-            self._undo(runner, old_ids, old_last)
-            if isinstance(e, OSError):
-                raise self._write_error(e, final, old_last) from e
-            raise
-        self.last_ckpt = final
+        self._commit(runner, final, meta, old_ids, old_last)
         if not is_main_process():
             return
-        atomic_write_text(
-            osp.join(runner.work_dir, 'last_checkpoint'),
-            self._relative(final, runner.work_dir))
         for old_step in to_delete:
             path = osp.join(self.out_dir, self.filename_tmpl.format(old_step))
             if osp.isfile(path) and osp.abspath(path) != osp.abspath(final):
                 os.remove(path)
         if to_delete:
             fsync_dir(self.out_dir)
+
+    def _commit(self, runner, final: str, meta: dict, old_ids: list,
+                old_last: Optional[str]) -> None:
+        """Check the state, write ``final`` atomically and point
+        ``last_checkpoint`` at it (collective: every rank calls it). On a
+        failure the book-keeping goes back to ``old_ids``/``old_last``."""
+        try:
+            # On every rank, so all ranks stop together on a bad state and
+            # every rank's generators (they differ with diff_rank_seed=True)
+            # reach rank 0, which writes them.
+            refuse_nonfinite(
+                unwrap_model(runner).state_dict(), meta.get('epoch'),
+                meta.get('iter'))
+            self._rank_rng = all_gather_object(get_rng_state())
+            self._write(runner, final, meta=meta,
+                        save_optimizer=self.save_optimizer,
+                        save_param_scheduler=self.save_param_scheduler,
+                        by_epoch=self.by_epoch, **self.args)
+        except BaseException as e:
+            self._undo(runner, old_ids, old_last)
+            if isinstance(e, OSError):
+                raise write_error(e, final, old_last) from e
+            raise
+        self.last_ckpt = final
+        self.last_saved_iter = meta.get('iter')
+        if is_main_process():
+            atomic_write_text(
+                osp.join(runner.work_dir, 'last_checkpoint'),
+                relative_to(final, runner.work_dir))
+
+    def after_train_epoch(self, runner) -> None:
+        """mmengine's numbered checkpoints; ``latest.pth`` in the epochs
+        between them when ``save_latest``."""
+        numbered_due = self.by_epoch and (
+            self.every_n_epochs(runner, self.interval, self.save_begin) or
+            (self.save_last and self.is_last_train_epoch(runner)))
+        super().after_train_epoch(runner)
+        if self.save_latest_every_epoch and self.by_epoch and \
+                not numbered_due:
+            self.save_latest(runner, epoch_end=True)
+
+    def save_latest(self,
+                    runner,
+                    batch_idx: Optional[int] = None,
+                    epoch_end: bool = False) -> str:
+        """Write ``latest.pth`` now, atomically; every rank must call it.
+
+        Args:
+            runner (Runner): The training runner.
+            batch_idx (int, optional): In ``after_train_iter``: the batch
+                just trained; the file then records its position in the
+                epoch (``meta['train_position']``), and a resume continues
+                with the next batch. None at the end of an epoch
+                (``after_train_epoch``: the epoch counts as done) or between
+                epochs (``before_train_epoch``).
+
+        Returns:
+            str: The path written.
+
+        Raises:
+            RuntimeError: If the model state is not finite, or the file does
+                not read back.
+            OSError: If writing fails (e.g. a full disk); the previous files
+                are untouched.
+        """
+        if batch_idx is not None and not isinstance(runner.train_loop,
+                                                    EpochBasedTrainLoop):
+            # an iteration-based loop resumes at meta['iter'] by itself
+            meta = dict(epoch=runner.epoch, iter=runner.iter + 1)
+        elif batch_idx is not None:
+            meta = dict(epoch=runner.epoch, iter=runner.iter + 1,
+                        train_position=make_position(runner, batch_idx + 1))
+        else:
+            meta = dict(epoch=runner.epoch + int(epoch_end),
+                        iter=runner.iter)
+        final = osp.join(self.out_dir, self.LATEST)
+        hub = runner.message_hub
+        old_last = hub.get_info('last_ckpt')
+        hub.update_info('last_ckpt', final)
+        self._commit(runner, final, meta,
+                     list(self.keep_ckpt_ids) if self.max_keep_ckpts > 0
+                     else [], old_last)
+        return final
 
     def _write(self, runner, final: str, **kwargs) -> None:
         """``runner.save_checkpoint`` into a temporary file next to
@@ -289,7 +378,7 @@ class SafeCheckpointHook(CheckpointHook):
                 hub.update_info(score_key, best)
                 hub.update_info(path_key, old)
                 if isinstance(e, OSError):
-                    raise self._write_error(e, final, old) from e
+                    raise write_error(e, final, old) from e
                 raise
             updated = True
             if single:
@@ -319,25 +408,3 @@ class SafeCheckpointHook(CheckpointHook):
             self.keep_ckpt_ids.extend(old_ids)
             runner.message_hub.update_info('keep_ckpt_ids', old_ids)
         runner.message_hub.update_info('last_ckpt', old_last)
-
-    @staticmethod
-    def _write_error(e: OSError, final: str,
-                     previous: Optional[str]) -> OSError:
-        """The error a failed write is reported with."""
-        cause = ('the disk is full'
-                 if e.errno in (errno.ENOSPC, errno.EDQUOT) else
-                 f'{type(e).__name__}: {e}')
-        kept = (f'the previous checkpoint {previous} is intact'
-                if previous else 'no earlier checkpoint was written')
-        return OSError(
-            e.errno, f'Could not write checkpoint {final}: {cause} '
-            f'({os.strerror(e.errno) if e.errno else e}). The partial file '
-            f'was removed and {kept}; free space and rerun with --resume.')
-
-    @staticmethod
-    def _relative(path: str, work_dir: str) -> str:
-        """``path`` relative to ``work_dir`` when it lies inside it."""
-        path, work_dir = osp.abspath(path), osp.abspath(work_dir)
-        if osp.commonpath([path, work_dir]) == work_dir:
-            return osp.relpath(path, work_dir)
-        return path
