@@ -308,3 +308,17 @@ def _capture(logger, lines: list):
     handler = ListHandler()
     logger.addHandler(handler)
     return handler
+
+
+def test_nonfinite_keys_known_answers() -> None:
+    """NaN, +-Inf and an fp16 Inf are found; large finite values whose sum
+    overflows (the fast path's false alarm) are not."""
+    from selfpatch_mm.utils.checkpoint_files import nonfinite_keys
+    state = dict(
+        ok=torch.ones(3),
+        nan=torch.tensor([1.0, float('nan')]),
+        infs=torch.tensor([float('inf'), -float('inf')]),
+        big=torch.full((10, ), 3e38),
+        half=torch.tensor([float('inf')], dtype=torch.float16),
+        ints=torch.arange(3))
+    assert nonfinite_keys(state) == ['nan', 'infs', 'half']
