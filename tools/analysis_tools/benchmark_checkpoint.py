@@ -95,19 +95,16 @@ def measure(config: str, repeat: int, work_dir: str) -> dict:
     hook = next(h for h in runner.hooks if hasattr(h, 'save_latest'))
     times: Dict[str, List[float]] = defaultdict(list)
     total, size = [], 0
+    timed = (
+        (runner, 'save_checkpoint', 'Runner.save_checkpoint'),
+        (safe_checkpoint_hook, 'refuse_nonfinite', 'finite-state check'),
+        (safe_checkpoint_hook, 'fsync_file', 'fsync'),
+        (safe_checkpoint_hook, 'check_checkpoint_file', 'read-back check'),
+    )
     patches = [
-        mock.patch.object(runner, 'save_checkpoint',
-                          _Timed(times, 'Runner.save_checkpoint',
-                                 runner.save_checkpoint)),
-        mock.patch.object(safe_checkpoint_hook, 'fsync_file',
-                          _Timed(times, 'fsync',
-                                 safe_checkpoint_hook.fsync_file)),
-        mock.patch.object(safe_checkpoint_hook, 'refuse_nonfinite',
-                          _Timed(times, 'finite-state check',
-                                 safe_checkpoint_hook.refuse_nonfinite)),
-        mock.patch.object(safe_checkpoint_hook, 'check_checkpoint_file',
-                          _Timed(times, 'read-back check',
-                                 safe_checkpoint_hook.check_checkpoint_file)),
+        mock.patch.object(owner, attr, _Timed(times, name,
+                                              getattr(owner, attr)))
+        for owner, attr, name in timed
     ]
     for p in patches:
         p.start()
