@@ -138,11 +138,15 @@ def test_signal_during_epoch_checkpoint_then_resume_is_exact(setup):
     work = setup['root'] / 'during_epoch_ckpt'
     cfg = _with_hooks(setup, 'during_epoch_ckpt.py', [])
     proc, log = _start(setup, cfg, work, slow='epoch_1.pth')
+    start = time.time()
     os.killpg(proc.pid, signal.SIGTERM)
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=120) == PREEMPTED_EXIT_CODE, \
         log.read_text()[-4000:]
+    # by itself, soon: the rest of the slowed write (4 s) and the check at
+    # the next epoch's start (a loose bound, for a loaded CI machine)
+    assert time.time() - start < 30
     text = log.read_text()
     assert 'the newest checkpoint already holds this state, nothing new ' \
         'to save' in text
@@ -216,3 +220,27 @@ def test_resume_mid_epoch_with_another_batch_size_is_refused(setup):
     assert 'trained with batch_size 2 x 1 processes = 2 images per ' \
         'iteration, this run uses batch_size 4 x 1 processes = 4' \
         in proc.stdout, proc.stdout[-4000:]
+
+
+def test_fp16_signal_mid_epoch_keeps_the_loss_scaler(setup) -> None:
+    """fp16 autocast with a GradScaler (the official AMP): the scaler's
+    state goes into latest.pth, and the resume equals an uninterrupted fp16
+    run tensor for tensor, loss scale included."""
+    root, amp = setup['root'], '--amp-dtype'
+    straight = root / 'fp16_straight'
+    run_cmd(train_cmd(setup['cfg'], straight, amp, 'fp16'), cwd=root,
+            env=setup['env'])
+    cfg = _with_hooks(setup, 'fp16_signal.py',
+                      [dict(type='SignalAtHook', at_iter=7)])
+    work = root / 'fp16_signal'
+    proc = run_cmd(train_cmd(cfg, work, amp, 'fp16'), cwd=root,
+                   env=setup['env'], expect_ok=False)
+    assert proc.returncode == PREEMPTED_EXIT_CODE, proc.stdout[-4000:]
+    assert 'scale' in load_ckpt(work / 'latest.pth')['optimizer'][
+        'loss_scaler']
+    _resume(setup, work, amp, 'fp16')
+    want = load_ckpt(straight / f'epoch_{EPOCHS}.pth')
+    got = load_ckpt(work / f'epoch_{EPOCHS}.pth')
+    assert got['optimizer']['loss_scaler'] == want['optimizer']['loss_scaler']
+    ta, tb = training_state(want), training_state(got)
+    assert [k for k in ta if not torch.equal(ta[k], tb[k])] == []

@@ -77,3 +77,14 @@ def test_position_refuses_a_meta_it_does_not_match() -> None:
 def test_position_needs_a_sampler_that_skips() -> None:
     with pytest.raises(RuntimeError, match="sampler.type='ResumableSampler'"):
         _check(64, 8, skips=False)
+
+
+def test_preemption_hook_rejects_bad_arguments() -> None:
+    from selfpatch_mm.engine.hooks import PreemptionHook
+    with pytest.raises(ValueError, match="unknown signal 'SIGFOO'"):
+        PreemptionHook(signals=['SIGTERM', 'SIGFOO'])
+    with pytest.raises(ValueError, match='save_every_minutes must be a '
+                       'positive number, got 0'):
+        PreemptionHook(save_every_minutes=0)
+    assert [s.name for s in PreemptionHook(signals=[10, 'SIGINT']).signals
+            ] == ['SIGUSR1', 'SIGINT']

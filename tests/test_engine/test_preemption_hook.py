@@ -1,0 +1,121 @@
+"""PreemptionHook's timer and ResumableEpochBasedTrainLoop in one process:
+a time-based latest.pth inside an epoch changes nothing in training, and a
+resume from it ends with the weights of the run that wrote it."""
+import os
+from pathlib import Path
+from typing import Optional
+
+import pytest
+import torch
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch import nn
+
+import selfpatch_mm.engine  # noqa: F401  (registers the loop and hooks)
+from selfpatch_mm.checkpoint import load_checkpoint_file
+from selfpatch_mm.engine import PreemptionHook, SafeCheckpointHook
+from selfpatch_mm.engine.hooks import preemption_hook
+
+ITERS_PER_EPOCH = 4
+_RUNS = [0]
+
+
+class ToyModel(BaseModel):
+    """A linear layer behind dropout: training draws from torch's RNG."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        out = self.linear(self.drop(inputs))
+        return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
+
+
+def _runner(work: Path, every: Optional[float] = None,
+            load_from: Optional[str] = None) -> Runner:
+    _RUNS[0] += 1
+    torch.manual_seed(0)  # the model is built before the Runner seeds
+    data = [dict(inputs=torch.randn(4, generator=torch.Generator().manual_seed(
+        i))) for i in range(2 * ITERS_PER_EPOCH)]
+    return Runner(
+        model=ToyModel(),
+        work_dir=str(work),
+        experiment_name=f'preemption_{os.getpid()}_{_RUNS[0]}',
+        train_dataloader=dict(
+            dataset=data,
+            # a list has no pipeline: the sampler only orders and skips
+            sampler=dict(type='mmpretrain.ResumableSampler',
+                         seed_per_sample=False),
+            batch_size=2,
+            num_workers=0,
+            collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1,
+                                          momentum=0.9)),
+        train_cfg=dict(type='mmpretrain.ResumableEpochBasedTrainLoop',
+                       max_epochs=2),
+        default_hooks=dict(
+            checkpoint=SafeCheckpointHook(interval=1, max_keep_ckpts=-1),
+            preemption=PreemptionHook(save_every_minutes=every),
+            logger=dict(type='LoggerHook', interval=1)),
+        resume=load_from is not None,
+        load_from=load_from,
+        randomness=dict(seed=0),
+        default_scope='mmengine')
+
+
+def _weights(path: Path) -> dict:
+    return load_checkpoint_file(str(path))['state_dict']
+
+
+@pytest.mark.parametrize('step,batches', [(30, 3), (25, 4)],
+                         ids=['inside-epoch-2', 'after-its-last-batch'])
+def test_timed_latest_and_exact_resume(tmp_path: Path, monkeypatch,
+                                       step: int, batches: int) -> None:
+    """The newest timed latest.pth is after batch 3 of epoch 2 or, with
+    another clock, after its last batch (before the epoch's end hooks):
+    the resume trains the rest, or nothing, then ends the epoch."""
+    straight = tmp_path / 'straight'
+    _runner(straight).train()
+
+    # a clock that moves `step` seconds per look, a save every minute
+    clock = iter(range(0, 10**6, step))
+    monkeypatch.setattr(preemption_hook.time, 'monotonic',
+                        lambda: float(next(clock)))
+    timed = tmp_path / 'timed'
+    runner = _runner(timed, every=1)
+    runner.train()
+    assert runner.iter == 2 * ITERS_PER_EPOCH
+    final = _weights(timed / 'epoch_2.pth')
+    want = _weights(straight / 'epoch_2.pth')
+    # saving inside the run changes nothing it trains
+    assert all(torch.equal(want[k], final[k]) for k in want)
+
+    latest = load_checkpoint_file(str(timed / 'latest.pth'))
+    position = latest['meta']['train_position']
+    assert (position['epoch'], position['batches']) == (1, batches)
+    assert latest['meta']['iter'] == ITERS_PER_EPOCH + batches
+
+    monkeypatch.undo()
+    resumed = tmp_path / 'resumed'
+    runner = _runner(resumed, load_from=str(timed / 'latest.pth'))
+    runner.train()
+    assert runner.iter == 2 * ITERS_PER_EPOCH
+    got = _weights(resumed / 'epoch_2.pth')
+    assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+def test_mmengine_loop_refuses_a_mid_epoch_checkpoint(tmp_path: Path,
+                                                      monkeypatch) -> None:
+    clock = iter(range(0, 10**6, 25))
+    monkeypatch.setattr(preemption_hook.time, 'monotonic',
+                        lambda: float(next(clock)))
+    work = tmp_path / 'timed'
+    _runner(work, every=1).train()
+    monkeypatch.undo()
+    runner = _runner(tmp_path / 'other', load_from=str(work / 'latest.pth'))
+    runner._train_loop = dict(type='EpochBasedTrainLoop', max_epochs=2)
+    with pytest.raises(RuntimeError, match='restarts epochs and would train '
+                       'those batches again'):
+        runner.train()
