@@ -10,6 +10,9 @@ optim_wrapper = dict(
                    weight_decay=0.04),
     # Official clip_gradients: each parameter's gradient on its own.
     clip_grad=dict(type='per_param', max_norm=3.0),
+    # The frozen EMA teacher is left out of the walk (mmengine would warn
+    # once per teacher parameter that it skips it)
+    constructor='StudentOptimWrapperConstructor',
     # No weight decay on biases and other 1-D parameters.
     paramwise_cfg=dict(
         bias_decay_mult=0., norm_decay_mult=0., flat_decay_mult=0.))
