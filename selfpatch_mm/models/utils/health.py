@@ -10,9 +10,10 @@ catches the third failure, dimensional collapse (every image mapped to the
 same direction), which the head's figures can miss.
 
 Everything here is computed in fp32 with autocast off (the teacher
-distribution's 1e-30 tails and a sum over 65536 prototypes are below fp16),
-without gradients, so logging the figures leaves training's numerics as
-they are.
+distribution's tails, down to 1e-30, underflow fp16, and a sum over 65536
+prototypes needs fp32's precision), without gradients and without writing
+to its inputs, so logging the figures leaves training's numerics as they
+are.
 """
 import math
 from typing import Dict, Sequence
