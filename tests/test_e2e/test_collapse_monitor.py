@@ -96,10 +96,13 @@ def test_stop_option_saves_a_finite_checkpoint_and_exits_nonzero(tmp_path):
     assert proc.returncode != 0, proc.stdout[-3000:]
     stop_iter = WARMUP + PATIENCE
     assert 'Stopped (stop=True)' in proc.stdout, proc.stdout[-3000:]
-    ckpt = work / f'collapse_iter_{stop_iter}.pth'
+    ckpt = work / 'latest.pth'
     assert ckpt.is_file(), sorted(p.name for p in work.iterdir())
     state = load_ckpt(ckpt)
     assert state['meta']['iter'] == stop_iter
+    # a resume target: it knows its place in the epoch
+    assert state['meta']['train_position']['iter'] == stop_iter
+    assert (work / 'last_checkpoint').read_text() == 'latest.pth'
     assert 'optimizer' in state
     for key, value in state['state_dict'].items():
         assert torch.isfinite(value).all(), key

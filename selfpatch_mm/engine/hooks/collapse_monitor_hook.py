@@ -9,8 +9,6 @@ both collapses of DINO's analysis as they happen; this hook watches them.
 The thresholds are measured, not guessed: see ``docs/health.md``.
 """
 import math
-import os
-import os.path as osp
 from typing import Dict, Optional
 
 import torch
@@ -103,7 +101,7 @@ class CollapseMonitorHook(Hook):
                 if self._past(figure, value) else 0
             if self.streaks[key] >= self.patience and head not in self.warned:
                 self.warned.add(head)
-                self._report(runner, head, figure, value)
+                self._report(runner, head, figure, value, batch_idx)
 
     def _past(self, figure: str, value: float) -> bool:
         """Whether ``value`` is past the figure's threshold; a non-finite
@@ -128,7 +126,8 @@ class CollapseMonitorHook(Hook):
         dist.all_reduce(values, op='mean')
         return dict(zip(keys, values.tolist()))
 
-    def _report(self, runner, head: str, figure: str, value: float) -> None:
+    def _report(self, runner, head: str, figure: str, value: float,
+                batch_idx: int) -> None:
         """Log the warning, or save a checkpoint and raise with it."""
         kind, side = _CHECKS[figure]
         limit = self.thresholds[figure]
@@ -143,7 +142,7 @@ class CollapseMonitorHook(Hook):
         if not self.stop:
             runner.logger.warning(message)
             return
-        path = _save_before_stop(runner)
+        path = _save_before_stop(runner, batch_idx)
         raise RuntimeError(f'{message} Stopped (stop=True); the state of '
                            f'iteration {runner.iter + 1} is saved in {path}.')
 
@@ -168,24 +167,20 @@ class CollapseMonitorHook(Hook):
                 f'{batch}) and the learning rate (lr = {lr:.3g}).')
 
 
-def _save_before_stop(runner) -> str:
-    """Write the current state to ``collapse_iter_<n>.pth`` in the
-    checkpoint folder (a temporary name, then a rename: never a half file
-    under the final name); every rank waits for it.
+def _save_before_stop(runner, batch_idx: int) -> str:
+    """Write the current state to ``latest.pth`` through the checkpoint
+    hook (atomic, with its position in the epoch, so ``--resume`` continues
+    from this iteration after the fix); every rank waits for it.
 
     Returns:
         str: The checkpoint's path.
     """
-    # TODO(issue 22): call SafeCheckpointHook.save_latest(runner, batch_idx)
-    # once it exists (an atomic mid-epoch latest.pth, the resume target).
     ckpt_hook = next(
         (h for h in runner.hooks if isinstance(h, SafeCheckpointHook)), None)
-    out_dir = getattr(ckpt_hook, 'out_dir', None) or runner.work_dir
-    name = f'collapse_iter_{runner.iter + 1}.pth'
-    tmp = f'.{name}.tmp'
-    # by_epoch=False: the state is mid-epoch (meta iter = runner.iter + 1).
-    runner.save_checkpoint(out_dir, tmp, by_epoch=False)  # rank 0 only
-    if dist.is_main_process():
-        os.replace(osp.join(out_dir, tmp), osp.join(out_dir, name))
+    if ckpt_hook is None:
+        raise RuntimeError(
+            'CollapseMonitorHook(stop=True) saves through SafeCheckpointHook; '
+            "set default_hooks.checkpoint.type='SafeCheckpointHook'.")
+    path = ckpt_hook.save_latest(runner, batch_idx)
     dist.barrier()  # no rank exits while rank 0 still writes
-    return osp.join(out_dir, name)
+    return path
