@@ -122,7 +122,9 @@ def test_workers_outlive_a_stop_signal_to_the_job():
                collate_fn=_as_list)
     loader = Runner.build_dataloader(cfg, seed=0)
     it = iter(loader)
-    rows = list(next(it))
+    # a batch from each worker: both have run their worker_init_fn (a
+    # signal in the milliseconds before it has torch's default effect)
+    rows = [row for _ in range(2) for row in next(it)]
     # from another process: a worker takes SIGTERM from its parent (the
     # loader shutting it down) as torch's workers do
     pids = [str(w.pid) for w in it._workers]
