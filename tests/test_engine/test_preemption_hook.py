@@ -7,9 +7,8 @@ from typing import Optional
 
 import pytest
 import torch
-from mmengine.model import BaseModel
 from mmengine.runner import Runner
-from torch import nn
+from toy_model import ToyModel  # conftest.py puts it on sys.path
 
 import selfpatch_mm.engine  # noqa: F401  (registers the loop and hooks)
 from selfpatch_mm.checkpoint import load_checkpoint_file
@@ -18,19 +17,6 @@ from selfpatch_mm.engine.hooks import preemption_hook
 
 ITERS_PER_EPOCH = 4
 _RUNS = [0]
-
-
-class ToyModel(BaseModel):
-    """A linear layer behind dropout: training draws from torch's RNG."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 1)
-        self.drop = nn.Dropout(0.5)
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        out = self.linear(self.drop(inputs))
-        return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
 
 
 def _runner(work: Path, every: Optional[float] = None,

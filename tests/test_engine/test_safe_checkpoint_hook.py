@@ -15,9 +15,8 @@ import torch
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
-from mmengine.model import BaseModel
 from mmengine.runner import Runner
-from torch import nn
+from toy_model import ToyModel  # conftest.py puts it on sys.path
 
 from selfpatch_mm.checkpoint import load_checkpoint_file
 from selfpatch_mm.engine import SafeCheckpointHook
@@ -28,19 +27,6 @@ from selfpatch_mm.utils.checkpoint_files import (check_checkpoint_file,
 from selfpatch_mm.utils.rng_state import get_rng_state, set_rng_state
 
 _RUNS = [0]
-
-
-class ToyModel(BaseModel):
-    """A linear layer behind dropout: training draws from torch's RNG."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 1)
-        self.drop = nn.Dropout(0.5)
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        out = self.linear(self.drop(inputs))
-        return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
 
 
 class BreakWeightsHook(Hook):
