@@ -1,19 +1,23 @@
 """PreemptionHook's timer and ResumableEpochBasedTrainLoop in one process:
 a time-based latest.pth inside an epoch changes nothing in training, and a
-resume from it ends with the weights of the run that wrote it."""
+resume from it ends with the weights of the run that wrote it; a signal
+during validation stops the run before the next epoch."""
 import os
+import signal
 from pathlib import Path
 from typing import Optional
 
 import pytest
 import torch
+from mmengine.evaluator import BaseMetric, Evaluator
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from toy_model import ToyModel  # conftest.py puts it on sys.path
 
 import selfpatch_mm.engine  # noqa: F401  (registers the loop and hooks)
 from selfpatch_mm.checkpoint import load_checkpoint_file
 from selfpatch_mm.engine import PreemptionHook, SafeCheckpointHook
-from selfpatch_mm.engine.hooks import preemption_hook
+from selfpatch_mm.engine.hooks import PREEMPTED_EXIT_CODE, preemption_hook
 
 ITERS_PER_EPOCH = 4
 _RUNS = [0]
@@ -105,3 +109,42 @@ def test_mmengine_loop_refuses_a_mid_epoch_checkpoint(tmp_path: Path,
     with pytest.raises(RuntimeError, match='restarts epochs and would train '
                        'those batches again'):
         runner.train()
+
+
+class _SignalDuringValidation(Hook):
+    """SIGTERM to this process while validating after epoch 1."""
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None,
+                       outputs=None) -> None:
+        if runner.epoch == 1 and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class _Count(BaseMetric):
+
+    def process(self, data_batch, data_samples) -> None:
+        self.results.append(len(data_samples))
+
+    def compute_metrics(self, results) -> dict:
+        return dict(count=sum(results))
+
+
+def test_signal_during_validation_stops_before_the_next_epoch(
+        tmp_path: Path) -> None:
+    """The epoch-1 checkpoint holds the state: nothing more is written, the
+    run stops with 75 before epoch 2 trains."""
+    work = tmp_path / 'val'
+    runner = _runner(work)
+    runner._val_dataloader = dict(
+        dataset=[dict(inputs=torch.randn(4)) for _ in range(4)],
+        sampler=dict(type='DefaultSampler', shuffle=False), batch_size=2,
+        num_workers=0, collate_fn=dict(type='default_collate'))
+    runner._val_evaluator = Evaluator(_Count())
+    runner._val_loop = dict(type='ValLoop')
+    runner.register_hook(_SignalDuringValidation())
+    with pytest.raises(SystemExit) as stop:
+        runner.train()
+    assert stop.value.code == PREEMPTED_EXIT_CODE
+    assert runner.iter == ITERS_PER_EPOCH  # epoch 2 never trained
+    assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_1.pth']
+    assert (work / 'last_checkpoint').read_text() == 'epoch_1.pth'
