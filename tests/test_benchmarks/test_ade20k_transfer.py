@@ -216,6 +216,7 @@ def test_benchmark_config_full_scale(config: Path) -> None:
     assert bn and all(decay[id(named[f'{n}.weight'])] == 0.01 for n in bn)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     'config, heads', [(FPN_CFG, FPN_HEADS), (UPERNET_CFG, UPERNET_HEADS)],
     ids=['fpn', 'upernet'])
@@ -257,6 +258,7 @@ def test_train_then_test_prints_miou(config: Path, heads: dict,
         assert re.search(rf'\|\s+{name}\s+\|\s+\d+\.\d+', out), name
 
 
+@pytest.mark.slow
 def test_out_of_range_label_stops_training_with_clear_error(
         tmp_path: Path) -> None:
     """The full FPN config (150 classes) on annotations with pixel value 201

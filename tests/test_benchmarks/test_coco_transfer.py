@@ -143,6 +143,7 @@ def run(args, **kwargs):
     return out
 
 
+@pytest.mark.slow
 def test_train_then_test_reports_box_and_mask_ap(tiny_setup):
     tmp, cfg = tiny_setup
     work = str(tmp / 'work')
@@ -175,6 +176,7 @@ def test_train_then_test_reports_box_and_mask_ap(tiny_setup):
                                                         abs=1e-4)
 
 
+@pytest.mark.slow
 def test_dist_train_sh_accepts_config(tiny_setup):
     """torchrun with 1 CPU process (gloo); SyncBN falls back to BN."""
     tmp, cfg = tiny_setup

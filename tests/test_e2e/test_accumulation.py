@@ -67,6 +67,7 @@ def change_hook_dir(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_teacher_moves_only_with_optimizer_steps(tmp_path: Path,
                                                  change_hook_dir: Path):
     data = tmp_path / 'images'

@@ -86,6 +86,7 @@ def _index_of(dataset, name: str) -> int:
 
 
 # ---------------------------------------------------------------- folders
+@pytest.mark.slow
 def test_empty_image_folder_fails_clearly(tmp_path: Path) -> None:
     data = tmp_path / 'no_images'
     (data / 'class_a').mkdir(parents=True)
@@ -156,6 +157,7 @@ def test_corrupt_image_error_names_file(tmp_path: Path) -> None:
     assert [tuple(v.shape) for v in sample['inputs']] == DEMO_VIEWS
 
 
+@pytest.mark.slow
 def test_training_skips_corrupt_and_takes_odd_images(tmp_path: Path) -> None:
     """tools/train.py on a folder of 2 unreadable files and 6 odd images:
     one epoch at batch 4 draws every file once; training finishes and the
@@ -183,6 +185,7 @@ def test_training_skips_corrupt_and_takes_odd_images(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- crops
+@pytest.mark.slow
 def test_crop_not_divisible_by_patch_size(tmp_path: Path) -> None:
     cfg = Config.fromfile(str(DEMO_CFG))
     init_default_scope('mmpretrain')

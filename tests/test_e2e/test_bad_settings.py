@@ -7,6 +7,7 @@ import pytest
 from e2e_helpers import DEMO_CFG, run_cmd, train_cmd
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('option, message', [
     ('model.neck.k=0', 'ValueError: SelfPatch k must be an integer in 1..8 '
      '(the 8 neighbours of a 3x3 window), got 0.'),

@@ -81,6 +81,7 @@ def _differing(a: dict, b: dict) -> List[str]:
     return [k for k in ta if not torch.equal(ta[k], tb[k])]
 
 
+@pytest.mark.slow
 def test_resume_is_bit_exact_with_drop_path(setup) -> None:
     root, env = setup['root'], subprocess_env(setup['hooks'])
     straight = root / 'straight'
@@ -118,6 +119,7 @@ def _epochs(work: Path) -> List[int]:
         int(p.stem.split('_')[1]) for p in work.glob('epoch_*.pth'))
 
 
+@pytest.mark.slow
 def test_random_sigkills_and_cut_checkpoints_still_finish(tmp_path: Path):
     """3 times: start (or resume), wait for a new checkpoint, SIGKILL at a
     random moment up to 1.2 s later, cut the newest checkpoint to half its

@@ -3,6 +3,7 @@ tools/train.py at a tiny size, with the official DINO defaults kept."""
 import re
 from pathlib import Path
 
+import pytest
 from e2e_helpers import (REPO_ROOT, load_ckpt, make_demo_images, run_cmd,
                          train_cmd, write_config)
 from mmengine.config import Config
@@ -60,6 +61,7 @@ def test_dino_defaults_are_the_official_ones():
                                                                 100)
 
 
+@pytest.mark.slow
 def test_dino_trains_through_tools_train(tmp_path: Path):
     data = tmp_path / 'images'
     make_demo_images(str(data), num=8, size=48)

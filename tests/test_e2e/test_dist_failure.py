@@ -50,6 +50,7 @@ def _start_ranks(tmp_path: Path):
     return procs, logs
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks gloo on CPU')
 @pytest.mark.parametrize('sig, victim', [(signal.SIGSTOP, 1),
                                          (signal.SIGKILL, 0)])

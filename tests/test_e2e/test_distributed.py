@@ -13,6 +13,7 @@ NUM_IMAGES = 24  # 3 iterations per rank: a step of 2, then of 1
 BATCH = 4  # per process
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     torch.cuda.is_available(),
     reason='checks the CPU (gloo) path; tools/train.py uses NCCL on GPUs')

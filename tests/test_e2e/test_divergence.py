@@ -6,6 +6,7 @@ let ``max_keep_ckpts`` delete the good ones.
 """
 from pathlib import Path
 
+import pytest
 import torch
 # conftest.py puts this folder on sys.path
 from e2e_helpers import load_ckpt, run_cmd, train_cmd, write_demo_run
@@ -17,6 +18,7 @@ def _all_finite(state: dict) -> bool:
         if torch.is_tensor(v) and v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_lr_blow_up_stops_run_and_keeps_good_checkpoints(
         tmp_path: Path) -> None:
     cfg = write_demo_run(

@@ -228,4 +228,3 @@ def test_resume_mid_epoch_with_another_batch_size_is_refused(setup):
     assert 'trained with batch_size 2 x 1 processes = 2 images per ' \
         'iteration, this run uses batch_size 4 x 1 processes = 4' \
         in proc.stdout, proc.stdout[-4000:]
-

@@ -3,6 +3,7 @@ and a smoke run of the ViT-S/16 paper config."""
 import re
 from pathlib import Path
 
+import pytest
 import torch
 # conftest.py puts this folder on sys.path
 from e2e_helpers import (DEMO_CFG, PAPER_CFG, load_ckpt, make_demo_images,
@@ -18,6 +19,7 @@ def _log_lines(output: str) -> list:
     return [line for line in output.splitlines() if 'Epoch(train)' in line]
 
 
+@pytest.mark.slow
 def test_demo_trains_then_resumes(tmp_path: Path, hook_dir: Path) -> None:
     data = tmp_path / 'images'
     make_demo_images(str(data), num=NUM_IMAGES, size=80)
@@ -90,6 +92,7 @@ def test_demo_trains_then_resumes(tmp_path: Path, hook_dir: Path) -> None:
     assert not torch.equal(end['teacher'][name], start['teacher'][name])
 
 
+@pytest.mark.slow
 def test_dino_baseline_from_demo_config(tmp_path: Path) -> None:
     data = tmp_path / 'images'
     make_demo_images(str(data), num=8, size=64)
@@ -111,6 +114,7 @@ def test_dino_baseline_from_demo_config(tmp_path: Path) -> None:
     assert any(k.startswith('teacher.head.') for k in state)
 
 
+@pytest.mark.slow
 def test_paper_config_runs_on_cpu(tmp_path: Path) -> None:
     """ViT-S/16 with the paper's crops (2x224 + 8x96) and heads (65536 and
     4096 outputs): 2 iterations at batch 2 (about 30 s on 2 cores)."""

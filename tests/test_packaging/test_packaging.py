@@ -54,6 +54,7 @@ def test_license_and_citation():
     ]
 
 
+@pytest.mark.slow
 def test_setup_links_mim_files(tmp_path):
     """``add_mim_extension`` of setup.py, run as an editable install runs
     it, on a copy of the repository's top level."""
@@ -79,6 +80,7 @@ def test_setup_links_mim_files(tmp_path):
     assert not (mim / 'configs').is_symlink()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which('mim') is None, reason='openmim is not installed')
 def test_mim_train_runs_the_demo(tmp_path):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -18,11 +20,13 @@ def _loaded_after(code: str) -> set:
     return set(eval(out.strip().splitlines()[-1]))  # noqa: S307 (our list)
 
 
+@pytest.mark.slow
 def test_package_import_is_light():
     loaded = _loaded_after('import selfpatch_mm')
     assert not loaded & {'mmdet', 'mmseg', 'mmpretrain', 'mmcv'}, loaded
 
 
+@pytest.mark.slow
 def test_pretraining_modules_do_not_load_mmseg():
     # mmpretrain.models itself imports mmdet when it is installed (its
     # optional ResLayerExtraNorm), so only mmseg can be checked here.

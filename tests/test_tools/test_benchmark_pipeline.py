@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / 'tools' / 'analysis_tools' / 'benchmark_pipeline.py'
 DEMO = ROOT / 'configs' / 'selfpatch' / 'selfpatch_vit-tiny-p8_1xb8-2e_demo.py'
@@ -13,6 +15,7 @@ STEPS = ('decode', 'sample params', 'crop+resize+flip', 'PackInputs',
          'other', 'total')
 
 
+@pytest.mark.slow
 def test_benchmark_pipeline_tiny_run():
     out = subprocess.run(
         [sys.executable, str(TOOL), str(DEMO), '--images', '3', '--rounds',

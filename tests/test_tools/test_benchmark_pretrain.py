@@ -50,6 +50,7 @@ def _check_record(r, variant):
         assert r['breakdown_sec'][part] > 0, part
 
 
+@pytest.mark.slow
 def test_compare_selfpatch_and_dino():
     stdout, r = _run('--compare')
     assert 'seconds/iter' in stdout and 'time ratio' in stdout
@@ -96,6 +97,7 @@ def test_teacher_flops_known_answer(no_patch):
     assert expected == (261_095_424 if no_patch else 382_205_952)
 
 
+@pytest.mark.slow
 def test_health_cost():
     """--health-cost times the figures inside real steps: part of the step
     with them on, and the model is left with them on."""

@@ -31,6 +31,7 @@ def _run(out_dir: Path) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_quick_study_reports_selfpatch_and_dino(tmp_path: Path) -> None:
     out_dir = tmp_path / 'study'
     _run(out_dir)

@@ -246,6 +246,7 @@ def test_colour_features_propagate_well(davis, tmp_path):
     assert summary['J&F-Mean'] > 0.7
 
 
+@pytest.mark.slow
 def test_tool_end_to_end(tmp_path):
     """Frames of 60x130 pixels: the resized 60x128 frames are not a multiple
     of the 8-pixel patches, so the tool must crop as the official code."""

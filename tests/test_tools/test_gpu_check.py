@@ -11,6 +11,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(),
                     reason='with a GPU the script runs the full check')
 def test_gpu_check_script_cpu_scale(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ def _code_lines(rel: str) -> list:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which('bash') is None, reason='needs bash')
 @pytest.mark.parametrize('script', SHELL_SCRIPTS)
 def test_shell_syntax(script: str) -> None:

@@ -120,6 +120,7 @@ def test_dataloader_reads_folders_and_annotation_files(tmp_path):
     assert labels == [0, 4]
 
 
+@pytest.mark.slow
 def test_tool_separates_classes(tmp_path):
     train = _make_split(tmp_path / 'train', 6, 0)
     val = _make_split(tmp_path / 'val', 4, 1)

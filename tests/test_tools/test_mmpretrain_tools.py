@@ -71,6 +71,7 @@ def test_feature_extractor_on_our_checkpoint(demo_ckpt):
     assert not torch.allclose(student, feats[0][-1])
 
 
+@pytest.mark.slow
 def test_get_flops_prints_the_backbone_flops(tmp_path):
     out = _run([
         sys.executable, MIM_TOOLS / 'analysis_tools/get_flops.py', DEMO,
@@ -87,6 +88,7 @@ def test_get_flops_prints_the_backbone_flops(tmp_path):
     assert abs(float(flops.group(1)) * 1e6 - expected) / expected < 0.01
 
 
+@pytest.mark.slow
 def test_mmpretrain_vis_scheduler(tmp_path):
     """mmpretrain's tool runs our hooks on its stand-in model."""
     png = tmp_path / 'wd.png'
@@ -97,6 +99,7 @@ def test_mmpretrain_vis_scheduler(tmp_path):
     assert png.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_teacher_schedules_are_plotted(tmp_path):
     """Our vis_scheduler.py: the teacher momentum follows the official
     cosine, the temperature the hook's value (demo: 3 iterations/epoch)."""
@@ -116,6 +119,7 @@ def test_teacher_schedules_are_plotted(tmp_path):
     assert abs(float(last) - official) < 1e-6
 
 
+@pytest.mark.slow
 def test_test_py_dumps_the_teachers_image_features(demo_ckpt, tmp_path):
     """``tools/test.py`` on a pretraining config writes one feature per
     image: the teacher's [CLS] token of the test pipeline's centre crop."""

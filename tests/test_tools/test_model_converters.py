@@ -102,6 +102,7 @@ def converted(official_full, tmp_path_factory):
     return dst
 
 
+@pytest.mark.slow
 def test_full_checkpoint_loads_strictly_into_selfpatch(official_full,
                                                        converted):
     _, official = official_full
@@ -130,6 +131,7 @@ def test_full_checkpoint_loads_strictly_into_selfpatch(official_full,
                                official['dino_loss']['patch_center'])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('key', ['teacher', 'student'])
 def test_round_trip_to_backbone(official_full, converted, tmp_path, key):
     """official -> ours -> backbone-only gives the official tensors."""

@@ -108,6 +108,7 @@ def _load(path: Path) -> dict:
     return load_checkpoint_file(str(path))
 
 
+@pytest.mark.slow
 def test_train_resume_path_and_test_dump(tiny_config: Path,
                                          tmp_path: Path) -> None:
     """The tools on a plain mmpretrain config (not SelfPatch): ``--resume
@@ -150,6 +151,7 @@ def test_train_resume_path_and_test_dump(tiny_config: Path,
     assert printed == pytest.approx(100 * correct / len(preds), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_default_work_dir_and_amp_without_cuda(tiny_config: Path,
                                                tmp_path: Path) -> None:
     if torch.cuda.is_available():
@@ -167,6 +169,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.dist
 @pytest.mark.skipif(
     shutil.which('bash') is None, reason='needs bash for dist_train.sh')

@@ -46,6 +46,7 @@ def tensorboard_run(tmp_path_factory):
     return work_dir
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files(tensorboard_run):
     events = list(tensorboard_run.glob('*/vis_data/events.out.tfevents.*'))
     assert len(events) == 1 and events[0].stat().st_size > 0
@@ -63,6 +64,7 @@ def test_tensorboard_event_files(tensorboard_run):
     assert [e.step for e in acc.Scalars('loss_cls')] == [1, 2]
 
 
+@pytest.mark.slow
 def test_plot_the_real_run(tensorboard_run):
     out = load_tool('plot_curves.py').main([str(tensorboard_run)])
     assert out == str(tensorboard_run / 'curves.png')

@@ -74,6 +74,7 @@ def test_pca_rgb_range_and_structure():
     assert np.allclose(rgb[:3, 0], rgb[0, 0]) and rgb[0, 0] != rgb[3, 0]
 
 
+@pytest.mark.slow
 def test_tool_writes_pictures(checkpoint, tmp_path):
     img_path = tmp_path / 'img.jpg'
     cv2.imwrite(str(img_path), _image(75, 110))
