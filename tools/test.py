@@ -15,8 +15,8 @@ from typing import Optional
 
 from mmengine.config import Config, ConfigDict
 
-from selfpatch_mm.utils import build_runner, load_config, register_all_modules
-from selfpatch_mm.utils.cli import add_runner_args, parse_runner_args
+from selfpatch_mm.apis import build_runner, load_config, register_all_modules
+from selfpatch_mm.apis.cli import add_runner_args, parse_runner_args
 
 # Our modules, for configs without custom_imports (see tools/train.py).
 register_all_modules()
@@ -24,7 +24,7 @@ register_all_modules()
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     """Parse test.py's command line: ``config`` and ``checkpoint``, the
-    Runner arguments of :mod:`selfpatch_mm.utils.cli`, ``--out`` and the
+    Runner arguments of :mod:`selfpatch_mm.apis.cli`, ``--out`` and the
     ``--show*`` options.
 
     Args:

@@ -13,9 +13,9 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
-from selfpatch_mm.utils import build_runner, load_config, register_all_modules
-from selfpatch_mm.utils.cli import add_runner_args, parse_runner_args
-from selfpatch_mm.utils.dist_guard import (apply_dist_timeout,
+from selfpatch_mm.apis import build_runner, load_config, register_all_modules
+from selfpatch_mm.apis.cli import add_runner_args, parse_runner_args
+from selfpatch_mm.apis.dist_guard import (apply_dist_timeout,
                                           stop_on_dist_failure)
 
 # optim wrapper type -> its AMP counterpart for --amp
@@ -37,7 +37,7 @@ register_all_modules()
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     """Parse train.py's command line: the Runner arguments of
-    :mod:`selfpatch_mm.utils.cli`, then ``--resume``, ``--amp``,
+    :mod:`selfpatch_mm.apis.cli`, then ``--resume``, ``--amp``,
     ``--amp-dtype`` and ``--auto-scale-lr``.
 
     Args:
@@ -162,7 +162,7 @@ def main(argv: Optional[list] = None) -> None:
         load_config(args.config, args.cfg_options, args.work_dir,
                     args.launcher), args)
     # Trusted local checkpoints; gloo + CPU DDP for launched runs without
-    # a GPU (see selfpatch_mm.utils.setup_env). A rank that freezes or dies
+    # a GPU (see selfpatch_mm.apis.setup_env). A rank that freezes or dies
     # stops the others after env_cfg.dist_cfg.timeout, naming it.
     with stop_on_dist_failure(apply_dist_timeout(cfg)):
         build_runner(cfg).train()

@@ -8,11 +8,14 @@ from typing import Any, Dict, Iterable
 import torch
 
 __all__ = [
-    'StateDict', 'get_state_dict', 'is_vit_key', 'strip_prefix',
+    'WEIGHT_KEYS', 'StateDict', 'get_state_dict', 'is_vit_key', 'strip_prefix',
     'strip_optional_prefix', 'summarise_prefixes'
 ]
 
 StateDict = Dict[str, torch.Tensor]
+
+#: The two networks of a pretraining checkpoint whose weights can be used.
+WEIGHT_KEYS = ('teacher', 'student')
 
 # cls_token and the final norm ln1 exist only in the standard DINO ViT
 # (with_cls_token=True, final_norm=True); a SelfPatch ViT has neither.

@@ -13,7 +13,6 @@ variable ``SELFPATCH_ALLOW_UNSAFE_PICKLE=1`` or the tools'
 ``--allow-unsafe-pickle`` flag (which sets it). Even then the safe load is
 tried first, and a file that needs the unsafe path is named in a warning.
 """
-import argparse
 import os
 import os.path as osp
 import pickle
@@ -29,8 +28,8 @@ from .safe_globals import allowed_global_names, allowed_globals
 
 __all__ = [
     'ALLOW_UNSAFE_ENV', 'CheckpointLoadError', 'UnsafeCheckpointError',
-    'add_unsafe_pickle_arg', 'download_checkpoint', 'is_url',
-    'load_checkpoint_file', 'unsafe_pickle_allowed'
+    'download_checkpoint', 'is_url', 'load_checkpoint_file',
+    'unsafe_pickle_allowed'
 ]
 
 ALLOW_UNSAFE_ENV = 'SELFPATCH_ALLOW_UNSAFE_PICKLE'
@@ -61,8 +60,8 @@ def unsafe_pickle_allowed(allow_unsafe: Optional[bool] = None) -> bool:
     """
     if allow_unsafe is not None:
         return bool(allow_unsafe)
-    return os.environ.get(ALLOW_UNSAFE_ENV, '').strip().lower() in (
-        '1', 'true', 'yes', 'on')
+    return os.environ.get(ALLOW_UNSAFE_ENV,
+                          '').strip().lower() in ('1', 'true', 'yes', 'on')
 
 
 def download_checkpoint(url: str, model_dir: Optional[str] = None) -> str:
@@ -260,26 +259,3 @@ def _load_safetensors(path: str, shown: str, map_location: Any) -> dict:
             f'({osp.getsize(path)} bytes): {type(err).__name__}: {err}. '
             'Use another file, or write or download it again.') from None
     return {'state_dict': state, 'meta': meta}
-
-
-class _AllowUnsafePickle(argparse.Action):
-    """``--allow-unsafe-pickle``: sets ``SELFPATCH_ALLOW_UNSAFE_PICKLE=1``
-    so every load of the process (and its workers) may use it."""
-
-    def __init__(self, option_strings, dest, **kwargs) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=False,
-                         **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        os.environ[ALLOW_UNSAFE_ENV] = '1'
-        setattr(namespace, self.dest, True)
-
-
-def add_unsafe_pickle_arg(parser: argparse.ArgumentParser) -> None:
-    """Add the ``--allow-unsafe-pickle`` opt-in to a tool's parser."""
-    parser.add_argument(
-        '--allow-unsafe-pickle',
-        action=_AllowUnsafePickle,
-        help='load checkpoints whose pickle names globals beyond tensors, '
-        'numpy values and mmengine log buffers (this can run code: only '
-        f'for files you trust); same as {ALLOW_UNSAFE_ENV}=1')

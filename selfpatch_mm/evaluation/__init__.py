@@ -18,8 +18,7 @@ from .label_propagation import (davis_frame_size, list_frames,
                                 write_indexed_png)
 from .patch_visualization import (draw_positives, pca_rgb, resize_to_patches,
                                   visualize_patches)
-from .pretrained import (PretrainedSelfPatch, add_pretrained_args,
-                         load_pretrained_selfpatch)
+from .pretrained import PretrainedSelfPatch, load_pretrained_selfpatch
 
 __all__ = [
     'boundary_f_measure', 'boundary_map', 'evaluate_davis',
@@ -33,5 +32,5 @@ __all__ = [
     'neighbourhood_mask', 'normalize_label_maps', 'propagate_labels',
     'read_palette', 'segment_video', 'write_indexed_png', 'draw_positives',
     'pca_rgb', 'resize_to_patches', 'visualize_patches', 'PretrainedSelfPatch',
-    'add_pretrained_args', 'load_pretrained_selfpatch'
+    'load_pretrained_selfpatch'
 ]

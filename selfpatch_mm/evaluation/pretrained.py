@@ -8,7 +8,6 @@ config and take their weights from the EMA teacher (``teacher.backbone.*``,
 ``teacher.neck.*``), as the official evaluation scripts do, or from the
 student.
 """
-import argparse
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -17,12 +16,12 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from ..checkpoint import (add_unsafe_pickle_arg, extract_vit_state_dict,
-                          get_state_dict, load_checkpoint_file, strip_prefix)
+from ..checkpoint import (WEIGHT_KEYS, extract_vit_state_dict, get_state_dict,
+                          load_checkpoint_file, strip_prefix)
 
 __all__ = ['PretrainedSelfPatch', 'load_pretrained_selfpatch']
 
-KEYS = ('teacher', 'student')
+KEYS = WEIGHT_KEYS
 
 
 @dataclass
@@ -133,8 +132,8 @@ def load_pretrained_selfpatch(
     else:
         ckpt = load_checkpoint_file(checkpoint)
         # Any layout the converters know: ours, backbone-only, official.
-        vit, _ = extract_vit_state_dict(ckpt, key, filename=checkpoint,
-                                        log=lambda msg: None)
+        vit, _ = extract_vit_state_dict(
+            ckpt, key, filename=checkpoint, log=lambda msg: None)
         _load_part(backbone, vit, 'backbone', checkpoint)
         neck_state = {}
         if neck is not None and isinstance(ckpt, dict):
@@ -169,26 +168,4 @@ def _load_part(module: nn.Module, state: Dict[str, torch.Tensor], what: str,
     except RuntimeError as err:
         raise RuntimeError(
             f'The {what} weights of {checkpoint} do not fit the config\'s '
-            f'model (check the config matches the checkpoint): {err}'
-        ) from err
-
-
-def add_pretrained_args(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments every analysis tool shares: the positional
-    ``config`` and ``checkpoint``, ``--key`` and ``--device`` (pass them to
-    :func:`load_pretrained_selfpatch`), and the ``--allow-unsafe-pickle``
-    opt-in (it sets ``SELFPATCH_ALLOW_UNSAFE_PICKLE`` when given)."""
-    parser.add_argument('config', help='selfpatch_mm pretraining config')
-    parser.add_argument(
-        'checkpoint',
-        help='pretraining checkpoint (.pth or .safetensors; path or URL)')
-    parser.add_argument(
-        '--key',
-        choices=KEYS,
-        default='teacher',
-        help='weights to use (default: the EMA teacher)')
-    parser.add_argument(
-        '--device',
-        default=None,
-        help='cuda or cpu (default: cuda if available)')
-    add_unsafe_pickle_arg(parser)
+            f'model (check the config matches the checkpoint): {err}') from err

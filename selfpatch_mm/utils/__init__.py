@@ -1,12 +1,10 @@
-"""Utilities of selfpatch_mm."""
-from ..checkpoint import (CheckpointLoadError, UnsafeCheckpointError,
-                          load_checkpoint_file)
-from .registration import register_all_modules
-from .setup_env import (build_runner, init_cpu_dist_if_needed, load_config,
-                        set_cpu_ddp_wrapper)
+# Copyright (c) selfpatch_mm contributors. All rights reserved.
+"""Leaf utilities that import nothing else of selfpatch_mm: the random
+number generator state a checkpoint saves and restores.
 
-__all__ = [
-    'CheckpointLoadError', 'UnsafeCheckpointError', 'build_runner',
-    'init_cpu_dist_if_needed', 'load_checkpoint_file', 'load_config',
-    'register_all_modules', 'set_cpu_ddp_wrapper'
-]
+The tools' assembly code (config loading, building the Runner, the command
+line, distributed set-up) lives in :mod:`selfpatch_mm.apis`.
+"""
+from .rng_state import get_rng_state, set_rng_state
+
+__all__ = ['get_rng_state', 'set_rng_state']

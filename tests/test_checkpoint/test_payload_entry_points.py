@@ -132,7 +132,7 @@ def test_genuine_runner_checkpoint_resumes_and_loads(runner_ckpt, tmp_path,
 
     from selfpatch_mm.checkpoint import load_checkpoint_file
     from selfpatch_mm.models import SelfPatchDenseViT
-    from selfpatch_mm.utils import build_runner, load_config
+    from selfpatch_mm.apis import build_runner, load_config
     _train(runner_ckpt, tmp_path / 'resume', resume=True, epochs=2)
     resumed = load_checkpoint_file(str(tmp_path / 'resume' / 'epoch_2.pth'))
     assert resumed['meta']['epoch'] == 2 and resumed['meta']['iter'] == 2

@@ -23,7 +23,7 @@ from e2e_helpers import (make_demo_images, run_cmd, subprocess_env,
 from mmengine.config import Config
 
 from selfpatch_mm.checkpoint import load_checkpoint_file
-from selfpatch_mm.utils.checkpoint_files import is_tmp_checkpoint
+from selfpatch_mm.checkpoint.checkpoint_files import is_tmp_checkpoint
 
 # Ends the process, as a crash would, once epoch ``epoch``'s checkpoint is
 # written (priority LOWEST: after the checkpoint hook).

@@ -25,7 +25,7 @@ from e2e_helpers import (PREEMPTION_TEST_HOOKS, load_ckpt, make_demo_images,
                          with_test_hooks, write_config)
 
 from selfpatch_mm.engine.hooks import PREEMPTED_EXIT_CODE
-from selfpatch_mm.utils.checkpoint_files import is_tmp_checkpoint
+from selfpatch_mm.checkpoint.checkpoint_files import is_tmp_checkpoint
 
 pytestmark = pytest.mark.slow
 

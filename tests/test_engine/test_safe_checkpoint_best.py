@@ -16,8 +16,8 @@ from torch import nn
 
 from selfpatch_mm.checkpoint import load_checkpoint_file
 from selfpatch_mm.engine import SafeCheckpointHook
-from selfpatch_mm.utils.checkpoint_files import (check_checkpoint_file,
-                                                 is_tmp_checkpoint)
+from selfpatch_mm.checkpoint.checkpoint_files import (check_checkpoint_file,
+                                                      is_tmp_checkpoint)
 
 # the validation score after epochs 1, 2, 3, 4 (only 1, 2 and 3 improve)
 SCORES = [0.5, 0.7, 0.9, 0.6]

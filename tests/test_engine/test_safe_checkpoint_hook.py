@@ -20,10 +20,9 @@ from toy_model import ToyModel  # conftest.py puts it on sys.path
 
 from selfpatch_mm.checkpoint import load_checkpoint_file
 from selfpatch_mm.engine import SafeCheckpointHook
-from selfpatch_mm.utils.checkpoint_files import (check_checkpoint_file,
-                                                 find_resumable_checkpoint,
-                                                 is_tmp_checkpoint,
-                                                 read_last_checkpoint)
+from selfpatch_mm.checkpoint.checkpoint_files import (
+    check_checkpoint_file, find_resumable_checkpoint, is_tmp_checkpoint,
+    read_last_checkpoint)
 from selfpatch_mm.utils.rng_state import get_rng_state, set_rng_state
 
 _RUNS = [0]
@@ -116,7 +115,7 @@ def test_moved_work_dir_resumes_from_itself(trained: Path, tmp_path: Path):
 
 
 def test_absolute_last_checkpoint_of_a_copied_work_dir(trained: Path,
-                                                      tmp_path: Path):
+                                                       tmp_path: Path):
     """mmengine's own hook writes absolute paths: a copy must still
     resume from its own files, not from the original's."""
     copy = tmp_path / 'copy'
@@ -299,7 +298,7 @@ def _capture(logger, lines: list):
 def test_nonfinite_keys_known_answers() -> None:
     """NaN, +-Inf and an fp16 Inf are found; large finite values whose sum
     overflows (the fast path's false alarm) are not."""
-    from selfpatch_mm.utils.checkpoint_files import nonfinite_keys
+    from selfpatch_mm.checkpoint.checkpoint_files import nonfinite_keys
     state = dict(
         ok=torch.ones(3),
         nan=torch.tensor([1.0, float('nan')]),

@@ -32,7 +32,7 @@ def test_pretraining_modules_do_not_load_mmseg():
     # optional ResLayerExtraNorm), so only mmseg can be checked here.
     loaded = _loaded_after('import selfpatch_mm.models, selfpatch_mm.datasets,'
                            ' selfpatch_mm.engine, selfpatch_mm.evaluation, '
-                           'selfpatch_mm.utils')
+                           'selfpatch_mm.utils, selfpatch_mm.apis')
     assert 'mmpretrain' in loaded
     assert 'mmseg' not in loaded, loaded
 

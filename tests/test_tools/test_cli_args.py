@@ -1,5 +1,5 @@
 """tools/train.py and tools/test.py share their Runner arguments through
-selfpatch_mm.utils.cli; the command lines stay as before."""
+selfpatch_mm.apis.cli; the command lines stay as before."""
 import importlib.util
 import os
 from pathlib import Path

@@ -262,7 +262,7 @@ def test_safe_mmengine_loader_reads_runner_style_file(
 def test_set_cpu_ddp_wrapper() -> None:
     from mmengine.config import Config
 
-    from selfpatch_mm.utils import set_cpu_ddp_wrapper
+    from selfpatch_mm.apis import set_cpu_ddp_wrapper
     cfg = Config(dict(find_unused_parameters=True))
     set_cpu_ddp_wrapper(cfg)
     assert cfg.model_wrapper_cfg == dict(

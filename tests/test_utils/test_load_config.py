@@ -1,7 +1,7 @@
-"""selfpatch_mm.utils.load_config: the overrides every tool shares."""
+"""selfpatch_mm.apis.load_config: the overrides every tool shares."""
 from pathlib import Path
 
-from selfpatch_mm.utils import load_config
+from selfpatch_mm.apis import load_config
 
 PAPER_CFG = str(Path(__file__).resolve().parents[2] / 'configs' /
                 'selfpatch' /

@@ -35,7 +35,7 @@ import torch
 
 from selfpatch_mm.checkpoint import load_checkpoint_file
 from selfpatch_mm.engine.hooks import safe_checkpoint_hook
-from selfpatch_mm.utils import build_runner, load_config, register_all_modules
+from selfpatch_mm.apis import build_runner, load_config, register_all_modules
 
 DEFAULT_CONFIG = ('configs/selfpatch/'
                   'selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py')

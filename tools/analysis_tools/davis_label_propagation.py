@@ -23,7 +23,8 @@ from typing import List, Optional
 
 from mmengine.utils import ProgressBar
 
-from selfpatch_mm.evaluation import (add_pretrained_args, evaluate_davis,
+from selfpatch_mm.apis import add_pretrained_args
+from selfpatch_mm.evaluation import (evaluate_davis,
                                      format_davis_table, list_frames,
                                      read_sequences, segment_davis,
                                      summarize_davis, write_davis_csv)

@@ -34,7 +34,8 @@ from typing import List, Optional, Tuple
 import torch
 from mmengine.utils import ProgressBar
 
-from selfpatch_mm.evaluation import (add_pretrained_args, build_knn_dataloader,
+from selfpatch_mm.apis import add_pretrained_args
+from selfpatch_mm.evaluation import (build_knn_dataloader,
                                      extract_features, knn_classify_multi,
                                      knn_pipeline, load_pretrained_selfpatch)
 

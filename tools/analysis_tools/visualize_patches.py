@@ -18,7 +18,8 @@ import argparse
 import os.path as osp
 from typing import List, Optional
 
-from selfpatch_mm.evaluation import (add_pretrained_args, build_image_loader,
+from selfpatch_mm.apis import add_pretrained_args
+from selfpatch_mm.evaluation import (build_image_loader,
                                      iter_images, list_images,
                                      load_pretrained_selfpatch,
                                      visualize_patches)

@@ -16,8 +16,8 @@ import argparse
 import os.path as osp
 from typing import Optional
 
-from selfpatch_mm.checkpoint import (add_unsafe_pickle_arg,
-                                     extract_vit_state_dict,
+from selfpatch_mm.apis import add_unsafe_pickle_arg
+from selfpatch_mm.checkpoint import (extract_vit_state_dict,
                                      read_conversion_source, save_weights_file)
 
 

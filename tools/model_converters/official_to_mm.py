@@ -20,8 +20,8 @@ Example::
 import argparse
 from typing import Optional
 
-from selfpatch_mm.checkpoint import (add_unsafe_pickle_arg,
-                                     convert_official_checkpoint,
+from selfpatch_mm.apis import add_unsafe_pickle_arg
+from selfpatch_mm.checkpoint import (convert_official_checkpoint,
                                      read_conversion_source, save_weights_file)
 
 

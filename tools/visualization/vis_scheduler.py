@@ -28,7 +28,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 from mmengine.visualization import Visualizer
 
-from selfpatch_mm.utils import register_all_modules
+from selfpatch_mm.apis import register_all_modules
 
 TEACHER = dict(teacher_momentum='Teacher momentum',
                teacher_temp='Teacher temperature')

@@ -5,7 +5,7 @@ import os.path as osp
 
 from mmengine.dist import is_main_process
 
-from ...utils.checkpoint_files import fsync_dir, write_error
+from ...checkpoint.checkpoint_files import fsync_dir, write_error
 
 __all__ = ['AtomicBestMixin']
 

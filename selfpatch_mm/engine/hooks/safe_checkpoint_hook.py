@@ -9,12 +9,11 @@ from mmengine.hooks import CheckpointHook
 from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
-from ...utils.checkpoint_files import (atomic_write_text,
-                                       check_checkpoint_file, fsync_dir,
-                                       fsync_file, refuse_nonfinite,
-                                       relative_to, remove_tmp_checkpoints,
-                                       tmp_path_for, write_error)
-from ...utils.checkpoint_files import \
+from ...checkpoint.checkpoint_files import (
+    atomic_write_text, check_checkpoint_file, fsync_dir, fsync_file,
+    refuse_nonfinite, relative_to, remove_tmp_checkpoints, tmp_path_for,
+    write_error)
+from ...checkpoint.checkpoint_files import \
     find_resumable_checkpoint as _find_resumable
 from ...utils.rng_state import get_rng_state, set_rng_state
 from ..runners.train_position import make_position

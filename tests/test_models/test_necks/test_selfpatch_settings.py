@@ -9,8 +9,8 @@ from mmengine.config import Config
 from selfpatch_mm.models import SelfPatchNeck
 from selfpatch_mm.models.utils.matching_checks import (check_crop_grids,
                                                        check_patch_grid)
-from selfpatch_mm.utils.config_checks import (check_selfpatch_config,
-                                              crop_sizes_from_pipeline)
+from selfpatch_mm.apis.config_checks import (check_selfpatch_config,
+                                             crop_sizes_from_pipeline)
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO_CFG = REPO / 'configs' / 'selfpatch' / \

@@ -31,7 +31,7 @@ def apply_dist_timeout(cfg: Optional[Any] = None) -> float:
 
     mmengine passes ``dist_cfg.timeout`` (seconds) to
     ``init_process_group`` on GPUs; the CPU (gloo) group of
-    :func:`selfpatch_mm.utils.init_cpu_dist_if_needed` reads it too.
+    :func:`selfpatch_mm.apis.init_cpu_dist_if_needed` reads it too.
 
     Args:
         cfg (mmengine.Config, optional): The config, changed in place.
@@ -72,8 +72,8 @@ def is_comm_failure(error: BaseException) -> bool:
     """Whether ``error`` came from a failed or timed-out collective."""
     import torch.distributed as dist
     dist_errors = tuple(
-        getattr(dist, name) for name in ('DistError', 'DistBackendError',
-                                         'DistNetworkError')
+        getattr(dist, name)
+        for name in ('DistError', 'DistBackendError', 'DistNetworkError')
         if hasattr(dist, name))
     if dist_errors and isinstance(error, dist_errors):
         return True

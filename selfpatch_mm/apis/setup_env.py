@@ -30,6 +30,7 @@ __all__ = [
     'build_runner'
 ]
 
+
 def set_cpu_ddp_wrapper(cfg: Any) -> None:
     """Make the Runner wrap the model in DDP without ``device_ids``.
 

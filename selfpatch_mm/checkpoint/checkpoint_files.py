@@ -23,8 +23,8 @@ import torch
 __all__ = [
     'TMP_MARK', 'fsync_dir', 'fsync_file', 'atomic_write_text',
     'is_tmp_checkpoint', 'remove_tmp_checkpoints', 'nonfinite_keys',
-    'refuse_nonfinite', 'write_error', 'relative_to',
-    'check_checkpoint_file', 'read_last_checkpoint', 'checkpoint_candidates',
+    'refuse_nonfinite', 'write_error', 'relative_to', 'check_checkpoint_file',
+    'read_last_checkpoint', 'checkpoint_candidates',
     'find_resumable_checkpoint'
 ]
 
@@ -125,8 +125,7 @@ def nonfinite_keys(state_dict: Dict[str, Any]) -> List[str]:
     """Keys of floating-point tensors holding NaN or Inf."""
     return [
         k for k, v in state_dict.items()
-        if torch.is_tensor(v) and v.is_floating_point()
-        and not _all_finite(v)
+        if torch.is_tensor(v) and v.is_floating_point() and not _all_finite(v)
     ]
 
 
@@ -145,8 +144,8 @@ def refuse_nonfinite(state_dict: Dict[str, Any], epoch: Optional[int],
 
 def write_error(e: OSError, final: str, previous: Optional[str]) -> OSError:
     """The error a failed checkpoint write is reported with."""
-    cause = ('the disk is full' if e.errno in (errno.ENOSPC, errno.EDQUOT)
-             else f'{type(e).__name__}: {e}')
+    cause = ('the disk is full' if e.errno in (errno.ENOSPC, errno.EDQUOT) else
+             f'{type(e).__name__}: {e}')
     kept = (f'the previous checkpoint {previous} is intact'
             if previous else 'no earlier checkpoint was written')
     return OSError(
@@ -166,7 +165,7 @@ def relative_to(path: str, work_dir: str) -> str:
 def _default_load(path: str) -> Any:
     # The project's one loader (weights_only, safe globals): the same reader
     # that mmengine's local scheme uses after ``build_runner``.
-    from ..checkpoint import load_checkpoint_file
+    from .safe_load import load_checkpoint_file
     return load_checkpoint_file(path, map_location='cpu')
 
 
@@ -276,9 +275,10 @@ def _with_latest(numbered: List[str], found: Dict[str, Tuple[int, float]],
     return out
 
 
-def checkpoint_candidates(folders: List[str],
-                          filename_tmpls: Tuple[str, ...] = (
-                              'epoch_{}.pth', 'iter_{}.pth')) -> List[str]:
+def checkpoint_candidates(
+    folders: List[str],
+    filename_tmpls: Tuple[str, ...] = ('epoch_{}.pth', 'iter_{}.pth')
+) -> List[str]:
     """Checkpoint files of ``folders``, newest first.
 
     Newest means the highest step in the name (``epoch_12`` after
@@ -286,8 +286,8 @@ def checkpoint_candidates(folders: List[str],
     before the numbered files written earlier than it.
     """
     found = _steps(folders, filename_tmpls)
-    return _with_latest(sorted(found, key=lambda p: found[p], reverse=True),
-                        found, folders)
+    return _with_latest(
+        sorted(found, key=lambda p: found[p], reverse=True), found, folders)
 
 
 def find_resumable_checkpoint(
@@ -319,6 +319,7 @@ def find_resumable_checkpoint(
         str or None: The checkpoint, or None when there is no good one (the
         run then starts from scratch, with a warning if files were there).
     """
+
     def warn(msg: str) -> None:
         if logger is not None:
             logger.warning(msg)
