@@ -15,7 +15,7 @@ from mmengine.config import Config
 
 from selfpatch_mm.apis import build_runner, load_config, register_all_modules
 from selfpatch_mm.apis.cli import add_runner_args, parse_runner_args
-from selfpatch_mm.apis.dist_guard import (apply_dist_timeout,
+from selfpatch_mm.apis.dist_guard import (dist_timeout,
                                           stop_on_dist_failure)
 
 # optim wrapper type -> its AMP counterpart for --amp
@@ -164,7 +164,7 @@ def main(argv: Optional[list] = None) -> None:
     # Trusted local checkpoints; gloo + CPU DDP for launched runs without
     # a GPU (see selfpatch_mm.apis.setup_env). A rank that freezes or dies
     # stops the others after env_cfg.dist_cfg.timeout, naming it.
-    with stop_on_dist_failure(apply_dist_timeout(cfg)):
+    with stop_on_dist_failure(dist_timeout(cfg)):
         build_runner(cfg).train()
 
 

@@ -15,6 +15,7 @@ from typing import Any, Iterator, List, Optional
 
 __all__ = [
     'DEFAULT_DIST_TIMEOUT', 'DIST_TIMEOUT_ENV', 'apply_dist_timeout',
+    'dist_timeout',
     'is_comm_failure', 'stop_on_dist_failure'
 ]
 
@@ -66,6 +67,25 @@ def apply_dist_timeout(cfg: Optional[Any] = None) -> float:
     # mmengine converts the seconds to a timedelta; keep whole numbers ints
     dist_cfg['timeout'] = int(seconds) if seconds.is_integer() else seconds
     return seconds
+
+
+def dist_timeout(cfg: Optional[Any] = None) -> float:
+    """The collective timeout :func:`apply_dist_timeout` resolved into
+    ``cfg`` (as :func:`selfpatch_mm.apis.load_config` does), or resolved
+    now when ``cfg`` has none (a config built without ``load_config``).
+
+    Args:
+        cfg (mmengine.Config, optional): The config.
+
+    Returns:
+        float: Seconds.
+    """
+    timeout = None
+    if cfg is not None:
+        timeout = ((cfg.get('env_cfg') or {}).get('dist_cfg') or
+                   {}).get('timeout')
+    return float(timeout) if timeout is not None else \
+        apply_dist_timeout(cfg)
 
 
 def is_comm_failure(error: BaseException) -> bool:

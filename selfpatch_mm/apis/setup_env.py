@@ -23,7 +23,7 @@ import torch.distributed as torch_dist
 
 from ..checkpoint import register_mmengine_loaders, verify_load_from
 from .config_checks import check_selfpatch_config
-from .dist_guard import apply_dist_timeout
+from .dist_guard import apply_dist_timeout, dist_timeout
 
 __all__ = [
     'init_cpu_dist_if_needed', 'set_cpu_ddp_wrapper', 'load_config',
@@ -135,7 +135,7 @@ def init_cpu_dist_if_needed(launcher: str, cfg: Optional[Any] = None) -> bool:
             rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']),
             # a frozen or dead rank stops the others after this long
-            timeout=datetime.timedelta(seconds=apply_dist_timeout(cfg)))
+            timeout=datetime.timedelta(seconds=dist_timeout(cfg)))
     if cfg is not None:
         set_cpu_ddp_wrapper(cfg)
     return True
@@ -168,6 +168,10 @@ def load_config(config: str,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
     _fit_loaders_without_workers(cfg)
+    # Resolved once, here: mmengine gives dist_cfg.timeout to
+    # init_process_group on GPUs, the gloo group and tools/train.py's
+    # failure guard read the same value (dist_timeout).
+    apply_dist_timeout(cfg)
     return cfg
 
 
@@ -208,8 +212,6 @@ def build_runner(cfg):
     register_mmengine_loaders()
     # SelfPatch settings against the crops, before anything is built
     check_selfpatch_config(cfg)
-    # mmengine gives dist_cfg.timeout to init_process_group on GPUs
-    apply_dist_timeout(cfg)
     init_cpu_dist_if_needed(cfg.launcher, cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
