@@ -87,7 +87,7 @@ def test_quick_study_reports_selfpatch_and_dino(tmp_path: Path) -> None:
 def test_world_is_deterministic(tmp_path: Path) -> None:
     import cv2
 
-    from selfpatch_mm.evaluation.study import WorldSpec, generate_world
+    from projects.evidence_study import WorldSpec, generate_world
     spec = WorldSpec(seed=3, num_train=3, num_val=2, num_clips=1,
                      clip_len=3, image_size=32)
     a = generate_world(str(tmp_path / 'a'), spec)
@@ -118,8 +118,8 @@ def test_backgrounds_are_grey_unless_asked_for_colour(
     import cv2
     from PIL import Image
 
-    from selfpatch_mm.evaluation.study import WorldSpec, generate_world
-    from selfpatch_mm.evaluation.study.world import _background
+    from projects.evidence_study import WorldSpec, generate_world
+    from projects.evidence_study.world import _background
     assert WorldSpec().background_saturation == 0.0
     grey = _background(np.random.default_rng(0), 32, 0.0)
     assert np.array_equal(grey[..., 0], grey[..., 1])
@@ -154,7 +154,7 @@ def test_backgrounds_are_grey_unless_asked_for_colour(
 
 
 def test_paired_difference_interval() -> None:
-    from selfpatch_mm.evaluation.study.report import paired_difference
+    from projects.evidence_study.report import paired_difference
     d = paired_difference({0: 3.0, 1: 5.0, 2: 4.0}, {0: 1.0, 1: 2.0, 2: 3.0})
     assert d['mean'] == pytest.approx(2.0)
     assert d['std'] == pytest.approx(1.0)
@@ -165,7 +165,7 @@ def test_paired_difference_interval() -> None:
 
 
 def test_summary_calibrates_against_random_init() -> None:
-    from selfpatch_mm.evaluation.study.report import METRICS, summarize
+    from projects.evidence_study.report import METRICS, summarize
 
     def runs(base: float) -> dict:
         return {s: {**{k: base + s for k in METRICS},
@@ -186,7 +186,7 @@ def test_summary_calibrates_against_random_init() -> None:
 
 
 def test_calibration_verdict_names_the_arms_that_fail() -> None:
-    from selfpatch_mm.evaluation.study.report import METRICS, summarize
+    from projects.evidence_study.report import METRICS, summarize
 
     def runs(per_seed: dict) -> dict:
         return {s: {**{k: v for k in METRICS}, 'pretrain_wall_s': 1.0,
@@ -203,14 +203,14 @@ def test_calibration_verdict_names_the_arms_that_fail() -> None:
                           'random_init': runs({0: 10.0})})
     assert one_seed['calibrated']['probe_miou'] == dict(clear=None,
                                                         not_clear=[])
-    from selfpatch_mm.evaluation.study.report import _markdown
+    from projects.evidence_study.report import _markdown
     text = _markdown(summary, dict(seeds=[0, 1, 2], mode='full'))
     assert 'Calibrated (every pretrained arm above random init, 95% ' \
         'interval): linear-probe mIoU: no (dino);' in text, text
 
 
 def test_summary_records_final_health_figures() -> None:
-    from selfpatch_mm.evaluation.study.report import (METRICS, _markdown,
+    from projects.evidence_study.report import (METRICS, _markdown,
                                                       summarize)
 
     def run(seed: int, frac: float, ppl: float) -> dict:
@@ -238,7 +238,7 @@ def test_summary_records_final_health_figures() -> None:
 
 
 def test_final_health_is_the_last_logged_value(tmp_path: Path) -> None:
-    from selfpatch_mm.evaluation.study.runs import final_health
+    from projects.evidence_study.runs import final_health
     for stamp, rows in (('20260101_000000', [
             {'step': 20, 'health/cls_kl': 2.0, 'health/patch_kl': 3.0},
             {'step': 40, 'health/cls_kl': 1.5, 'loss': 6.0}]),

@@ -26,13 +26,18 @@ Example::
 """
 import argparse
 import json
+import os.path as osp
 import shlex
 import sys
 from typing import List, Optional
 
-from selfpatch_mm.evaluation.study.runs import Arm, default_arms
-from selfpatch_mm.evaluation.study.study import (full_settings,
-                                                 quick_settings, run_study)
+# The study is a project of this repository (projects/evidence_study), not
+# part of the installed package: it runs from a checkout.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+from projects.evidence_study.runs import Arm, default_arms  # noqa: E402
+from projects.evidence_study.study import (full_settings,  # noqa: E402
+                                           quick_settings, run_study)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

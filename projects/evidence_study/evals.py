@@ -17,15 +17,17 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-from .runs import REPO_ROOT, PretrainSettings, run_tool
+from selfpatch_mm.apis.installed import config_path
+
+from .runs import PretrainSettings, run_tool
 
 __all__ = [
     'ProbeSettings', 'PROBE_CONFIG', 'make_probe_config', 'probe_miou',
     'davis_jf', 'knn_top1', 'evaluate_checkpoint'
 ]
 
-PROBE_CONFIG = osp.join(REPO_ROOT, 'configs', 'selfpatch', 'benchmarks',
-                        'linear_vit-small-p16_8xb2-40k_ade20k-512x512.py')
+PROBE_CONFIG = 'selfpatch/benchmarks/' \
+    'linear_vit-small-p16_8xb2-40k_ade20k-512x512.py'
 
 
 @dataclass
@@ -62,7 +64,7 @@ def make_probe_config(path: str, checkpoint: str, world: dict,
     holds backbone options of the pretraining config to keep
     (``with_cls_token``, ``final_norm``)."""
     from mmengine.config import Config
-    cfg = Config.fromfile(PROBE_CONFIG)
+    cfg = Config.fromfile(config_path(PROBE_CONFIG))
     size = world['spec']['image_size']
     names = ['background'] + [c['name'] for c in world['classes']]
     n = len(names)
@@ -124,8 +126,8 @@ def probe_miou(config: str, checkpoint: str, work_dir: str, world: dict,
     cfg = make_probe_config(osp.join(work_dir, 'probe.py'), checkpoint,
                             world, s, p, seed, vit)
     log = osp.join(work_dir, 'probe.log')
-    run_tool([osp.join(REPO_ROOT, 'tools', 'train.py'), cfg, '--work-dir',
-              osp.join(work_dir, 'probe')], log)
+    run_tool('train.py', [cfg, '--work-dir', osp.join(work_dir, 'probe')],
+             log)
     with open(log) as f:
         found = re.findall(r'mIoU: (\d+(?:\.\d+)?)', f.read())
     if not found:
@@ -136,8 +138,8 @@ def probe_miou(config: str, checkpoint: str, work_dir: str, world: dict,
 def davis_jf(config: str, checkpoint: str, world: dict, out_dir: str,
              p: ProbeSettings, s: PretrainSettings) -> float:
     """J&F-Mean (percent) of label propagation on the held-out clips."""
-    from ..davis_metrics import evaluate_davis, summarize_davis
-    from ..davis_propagation import segment_davis
+    from selfpatch_mm.evaluation import (evaluate_davis, segment_davis,
+                                         summarize_davis)
     davis = world['davis']
     with open(osp.join(davis, 'ImageSets', '2017', 'val.txt')) as f:
         seqs = [line.strip() for line in f if line.strip()]
@@ -159,9 +161,10 @@ def knn_top1(config: str, checkpoint: str, world: dict,
     """Weighted k-NN top-1 (percent) of held-out scenes' dominant class."""
     from mmpretrain.models import ClsDataPreprocessor
 
-    from ..knn import (build_knn_dataloader, extract_features, knn_classify,
-                       knn_pipeline)
-    from ..pretrained import load_pretrained_selfpatch
+    from selfpatch_mm.evaluation import (build_knn_dataloader,
+                                         extract_features, knn_classify,
+                                         knn_pipeline)
+    from selfpatch_mm.evaluation import load_pretrained_selfpatch
     model = load_pretrained_selfpatch(config, checkpoint, 'teacher', 'cpu')
     size = world['spec']['image_size']
     pipeline = knn_pipeline(size, size)

@@ -12,21 +12,17 @@ import json
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Union
 
-__all__ = [
-    'REPO_ROOT', 'PretrainSettings', 'Arm', 'default_arms',
-    'make_pretrain_config', 'run_pretraining', 'run_tool', 'loop_seconds',
-    'final_health', 'save_random_init'
-]
+from selfpatch_mm.apis.installed import config_path, mim_root
+from selfpatch_mm.apis.installed import run_tool as _run_tool
 
-REPO_ROOT = osp.dirname(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-_CONFIGS = osp.join(REPO_ROOT, 'configs', 'selfpatch')
+__all__ = [
+    'PretrainSettings', 'Arm', 'default_arms', 'make_pretrain_config',
+    'run_pretraining', 'run_tool', 'loop_seconds', 'final_health',
+    'save_random_init'
+]
 
 
 @dataclass
@@ -86,7 +82,8 @@ class Arm:
 
 def _first(patterns: List[str]) -> Optional[str]:
     for pattern in patterns:
-        found = sorted(glob.glob(osp.join(_CONFIGS, pattern)))
+        found = sorted(
+            glob.glob(osp.join(mim_root(), 'configs', 'selfpatch', pattern)))
         if found:
             return found[0]
     return None
@@ -104,8 +101,8 @@ def default_arms(
             that get SelfPatch's wall time: ``'dino'`` (default when its
             config exists) and/or ``'dino_no_patch_loss'``.
     """
-    selfpatch = osp.join(_CONFIGS,
-                         'selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py')
+    selfpatch = config_path(
+        'selfpatch/selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py')
     ablation = _first(['*no-patch-loss*.py',
                        'dino_vit-small-p16_8xb128-coslr-300e_in1k.py'])
     # DINO with its own [CLS] token (DINOSelfSupervisor)
@@ -189,39 +186,13 @@ def make_pretrain_config(base: str, path: str, s: PretrainSettings,
     return path
 
 
-def _env(threads: Optional[int]) -> Dict[str, str]:
-    env = dict(os.environ)
-    env['PYTHONPATH'] = REPO_ROOT + (
-        os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
-    if threads:
-        env['OMP_NUM_THREADS'] = str(threads)
-    return env
-
-
-def run_tool(args: List[str], log: str, threads: Optional[int] = 1) -> float:
-    """Run a tool of ``tools/`` with this interpreter; its output goes to
-    ``log``. Returns the wall time in seconds.
-
-    One thread by default: these models are so small that OpenMP's
-    synchronisation dominates, and on shared cores two threads ran a
-    training step 5-20x slower than one (measured on the 2-core machine).
-
-    Raises:
-        RuntimeError: With the log's tail when the tool fails.
-    """
-    os.makedirs(osp.dirname(log), exist_ok=True)
-    start = time.perf_counter()
-    with open(log, 'w') as f:
-        proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT,
-                              env=_env(threads), stdout=f,
-                              stderr=subprocess.STDOUT)
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        with open(log) as f:
-            tail = f.read()[-3000:]
-        raise RuntimeError(f'{args[0]} failed ({proc.returncode}); log '
-                           f'{log}:\n{tail}')
-    return wall
+def run_tool(tool: str, args: List[str], log: str,
+             threads: Optional[int] = 1) -> float:
+    """Run a packaged tool (``'train.py'``) with
+    :func:`selfpatch_mm.apis.installed.run_tool`, its output to ``log``;
+    one thread by default (these models are tiny). Returns the wall time
+    in seconds."""
+    return _run_tool(tool, args, log=log, threads=threads).wall_s
 
 
 def loop_seconds(log: str) -> Optional[float]:
@@ -275,8 +246,7 @@ def run_pretraining(config: str, work_dir: str, epochs: int,
     if osp.isfile(record):
         with open(record) as f:
             return json.load(f)
-    wall = run_tool([osp.join(REPO_ROOT, 'tools', 'train.py'), config,
-                     '--work-dir', work_dir],
+    wall = run_tool('train.py', [config, '--work-dir', work_dir],
                     osp.join(work_dir, 'train.log'), threads)
     info = dict(checkpoint=osp.join(work_dir, f'epoch_{epochs}.pth'),
                 wall_s=wall, train_s=loop_seconds(

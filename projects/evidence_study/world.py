@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..label_propagation import read_palette, write_indexed_png
+from selfpatch_mm.evaluation import read_palette, write_indexed_png
 
 __all__ = ['WorldSpec', 'generate_world', 'render_scene']
 
