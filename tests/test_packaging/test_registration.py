@@ -72,3 +72,15 @@ def test_cross_package_configs_use_scope_prefixes():
         assert backbone.__module__.startswith('selfpatch_mm.models.'), config
         if cfg.default_scope == 'mmseg':
             assert TRANSFORMS.get('CheckSegLabels') is CheckSegLabels
+
+
+def test_no_module_climbs_up_from_its_file():
+    """Files a module needs come from the installed package
+    (``selfpatch_mm.apis.installed``), never from a checkout guessed by
+    climbing up from ``__file__``: installed from a wheel, that path points
+    into site-packages."""
+    climbing = []
+    for path in (REPO / 'selfpatch_mm').rglob('*.py'):
+        if '__file__' in path.read_text():
+            climbing.append(str(path.relative_to(REPO)))
+    assert not climbing, climbing
