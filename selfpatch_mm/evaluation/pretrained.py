@@ -16,8 +16,8 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from ..checkpoint import (WEIGHT_KEYS, extract_vit_state_dict, get_state_dict,
-                          load_checkpoint_file, strip_prefix)
+from ..checkpoint import (WEIGHT_KEYS, get_state_dict, load_checkpoint_file,
+                          strip_prefix)
 
 __all__ = ['PretrainedSelfPatch', 'load_pretrained_selfpatch']
 
@@ -121,28 +121,27 @@ def load_pretrained_selfpatch(
         device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     # mmpretrain's scope, whatever scope a Runner (mmengine, mmdet, mmseg)
     # left current: a registry builds in the current default scope.
+    backbone_cfg = cfg.model.backbone.copy()
+    if checkpoint is not None:
+        # The backbones' own loading path (any layout the converters know:
+        # ours, backbone-only, official), as a dense config's init_cfg.
+        backbone_cfg.init_cfg = dict(
+            type='Pretrained', checkpoint=checkpoint, checkpoint_key=key)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        backbone = MODELS.build(cfg.model.backbone)
+        backbone = MODELS.build(backbone_cfg)
         neck = MODELS.build(cfg.model.neck) if cfg.model.get('neck') \
             else None
-    if checkpoint is None:
-        for m in (backbone, neck):
-            if m is not None:
-                m.init_weights()
-    else:
-        ckpt = load_checkpoint_file(checkpoint)
-        # Any layout the converters know: ours, backbone-only, official.
-        vit, _ = extract_vit_state_dict(
-            ckpt, key, filename=checkpoint, log=lambda msg: None)
-        _load_part(backbone, vit, 'backbone', checkpoint)
-        neck_state = {}
-        if neck is not None and isinstance(ckpt, dict):
-            prefix = 'teacher.neck.' if key == 'teacher' else 'neck.'
-            neck_state = strip_prefix(get_state_dict(ckpt), prefix)
+    backbone.init_weights()
+    if neck is not None:
+        neck.init_weights()
+    if neck is not None and checkpoint is not None:
+        # The neck has no layout variants: its weights are a prefix of ours.
+        # A backbone-only or official file has none: no neck then.
+        neck_state = _neck_weights(checkpoint, key)
         if neck_state:
-            _load_part(neck, neck_state, prefix + '*', checkpoint)
+            _load_part(neck, neck_state, f'{key} neck', checkpoint)
         else:
-            neck = None  # e.g. a backbone-only checkpoint
+            neck = None
     pre = cfg.model.get('data_preprocessor', None) or {}
     mean = np.asarray(pre.get('mean', [123.675, 116.28, 103.53]), np.float32)
     std = np.asarray(pre.get('std', [58.395, 57.12, 57.375]), np.float32)
@@ -159,6 +158,16 @@ def load_pretrained_selfpatch(
         to_rgb=bool(pre.get('to_rgb', pre.get('bgr_to_rgb', True))),
         patch_size=_patch_size(backbone),
         device=device)
+
+
+def _neck_weights(checkpoint: str, key: str) -> Dict[str, torch.Tensor]:
+    """The neck's weights in a file of ours (``teacher.neck.*`` or
+    ``neck.*``); empty for other layouts."""
+    ckpt = load_checkpoint_file(checkpoint)
+    if not isinstance(ckpt, dict):
+        return {}
+    prefix = 'teacher.neck.' if key == 'teacher' else 'neck.'
+    return strip_prefix(get_state_dict(ckpt), prefix)
 
 
 def _load_part(module: nn.Module, state: Dict[str, torch.Tensor], what: str,

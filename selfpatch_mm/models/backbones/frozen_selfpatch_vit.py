@@ -8,14 +8,10 @@ path in train mode, and EMA-style hooks would still touch it), so this
 backbone switches off every gradient and stays in eval mode whatever
 ``train()`` is called with.
 """
-import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from mmpretrain.registry import MODELS
-from torch import nn
-
-from ...checkpoint import extract_vit_state_dict, load_checkpoint_file
 
 from .selfpatch_dense_vit import SelfPatchDenseViT
 from .selfpatch_vit import SelfPatchViT
@@ -90,37 +86,6 @@ class FrozenSelfPatchViT(SelfPatchDenseViT):
         super().init_weights()
         # mmengine's initialisers may hand back fresh tensors: freeze again.
         self.requires_grad_(False)
-
-    def load_pretrained(self, checkpoint: str, *args,
-                        **kwargs) -> Dict[str, List[str]]:
-        """Load as :class:`SelfPatchDenseViT`; a ViT with a [CLS] token
-        (the standard DINO) also keeps the file's [CLS] position.
-
-        The parent fits the file's table to the patch grid without the
-        [CLS] position, so it loads into the patch part of ours, and the
-        [CLS] position is copied from the file afterwards.
-        """
-        if self.cls_token is None:
-            return super().load_pretrained(checkpoint, *args, **kwargs)
-        full = self.pos_embed
-        self.pos_embed = nn.Parameter(full.data[:, 1:].clone(),
-                                      requires_grad=False)
-        try:
-            report = super().load_pretrained(checkpoint, *args, **kwargs)
-            patch = self.pos_embed.data
-        finally:
-            self.pos_embed = full
-        with torch.no_grad():
-            full[:, 1:] = patch
-            state, _ = extract_vit_state_dict(
-                load_checkpoint_file(checkpoint, 'cpu'),
-                kwargs.get('checkpoint_key', 'teacher'),
-                kwargs.get('prefix'), filename=checkpoint, log=lambda m: None)
-            stored = state.get('pos_embed')
-            n = stored.shape[1] if stored is not None else 0
-            if n and math.isqrt(n - 1)**2 == n - 1:  # has a [CLS] position
-                full[:, :1] = stored[:, :1]
-        return report
 
     def train(self, mode: bool = True) -> 'FrozenSelfPatchViT':
         """Stay in eval mode: a frozen probe backbone never trains."""

@@ -10,20 +10,16 @@ top of :class:`SelfPatchViT`, so it loads our pretraining checkpoints
 directly.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmcv.cnn import build_norm_layer
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import print_log
 from mmpretrain.models.utils import LayerNorm2d
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ...checkpoint import (check_load_report, extract_vit_state_dict,
-                           fit_pos_embed, load_checkpoint_file,
-                           match_state_dict)
 from ...checkpoint.pos_embed import POS_EMBED_RESIZE
-from ..utils.init_cfg import is_pretrained_init
 from .selfpatch_vit import SelfPatchViT
 
 __all__ = ['SelfPatchDenseViT']
@@ -204,85 +200,6 @@ class SelfPatchDenseViT(SelfPatchViT):
             for m in self._frozen_modules():
                 m.eval()
         return self
-
-    # ------------------------------------------------------------------
-    # weights
-    def init_weights(self) -> None:
-        """Initialise as the official code, then load ``init_cfg``'s
-        checkpoint when it is ``Pretrained``."""
-        init_cfg = self.init_cfg
-        if not is_pretrained_init(init_cfg):
-            super().init_weights()
-            return
-        # Random init first (deconvs, keys missing from the file), then load
-        # ourselves: mmengine's PretrainedInit knows neither the teacher
-        # prefix nor the official layouts.
-        self.init_cfg = None
-        try:
-            super().init_weights()
-        finally:
-            self.init_cfg = init_cfg
-        self.load_pretrained(
-            init_cfg['checkpoint'],
-            checkpoint_key=init_cfg.get('checkpoint_key', 'teacher'),
-            prefix=init_cfg.get('prefix'),
-            map_location=init_cfg.get('map_location', 'cpu'),
-            allow_partial=init_cfg.get('allow_partial', False))
-
-    def load_pretrained(self,
-                        checkpoint: str,
-                        checkpoint_key: str = 'teacher',
-                        prefix: Optional[str] = None,
-                        map_location: str = 'cpu',
-                        allow_partial: bool = False) -> Dict[str, List[str]]:
-        """Load the ViT weights of a checkpoint file.
-
-        Args:
-            checkpoint (str): Local path or URL, read by
-                :func:`selfpatch_mm.checkpoint.load_checkpoint_file`.
-            checkpoint_key (str): ``'teacher'`` or ``'student'``.
-            prefix (str, optional): Explicit key prefix (e.g.
-                ``'backbone.'``) instead of ``checkpoint_key``.
-            map_location (str): Device for loading.
-            allow_partial (bool): Load whatever fits, even when most ViT
-                keys are missing or of other shapes. Defaults to False.
-
-        Returns:
-            dict: ``missing`` and ``unexpected`` ViT keys.
-
-        Raises:
-            ValueError: If the file has no ViT weights, their shapes do not
-                fit this arch, or most of them are missing.
-        """
-        logger = MMLogger.get_current_instance()
-        ckpt = load_checkpoint_file(checkpoint, map_location)
-        state, source = extract_vit_state_dict(
-            ckpt, checkpoint_key, prefix, filename=checkpoint,
-            log=logger.warning)
-        state = dict(state)
-        if 'pos_embed' in state:
-            state['pos_embed'] = fit_pos_embed(
-                state['pos_embed'], tuple(self.patch_resolution), checkpoint,
-                formula=self.pos_embed_resize)
-        own = {
-            k: v
-            for k, v in self.state_dict().items()
-            if not k.startswith(('fpn1.', 'fpn2.', 'fpn3.', 'fpn4.'))
-        }
-        report = match_state_dict(own, state)
-        # A shape mismatch means another arch: fail even if most keys fit.
-        check_load_report(report, checkpoint, 'SelfPatchDenseViT backbone',
-                          allow_partial=allow_partial, allow_mismatch=False)
-        self.load_state_dict({k: state[k] for k in report.loaded},
-                             strict=False)
-        logger.info(f'SelfPatchDenseViT: loaded {len(report.loaded)}/'
-                    f'{len(own)} ViT tensors from {checkpoint} ({source}).')
-        if report.missing or report.unexpected or report.mismatched:
-            logger.warning(f'SelfPatchDenseViT: partial load of '
-                           f'{checkpoint}: {report.summary(examples=10)}')
-        missing = sorted(report.missing + [m.split(':')[0]
-                                           for m in report.mismatched])
-        return dict(missing=missing, unexpected=report.unexpected)
 
     def _resize_pos_embed(self, pos_embed: torch.Tensor,
                           src_hw: Tuple[int, int],

@@ -17,11 +17,11 @@ from torch import nn
 # Owned by the loading layer (checkpoints adapt on load); the forward pass
 # uses the same official resize for inputs of other sizes.
 from ...checkpoint.pos_embed import interpolate_pos_embed
-from ..utils.init_cfg import is_pretrained_init
+from .pretrained_vit_mixin import PretrainedViTMixin
 
 
 @MODELS.register_module()
-class SelfPatchViT(VisionTransformer):
+class SelfPatchViT(PretrainedViTMixin, VisionTransformer):
     """mmpretrain's ViT configured as the official SelfPatch backbone.
 
     Differences from :class:`mmpretrain.models.VisionTransformer` defaults:
@@ -66,10 +66,10 @@ class SelfPatchViT(VisionTransformer):
                          drop_path_rate=drop_path_rate, **kwargs)
         self.patch_size = patch_size
 
-    def init_weights(self) -> None:
-        super().init_weights()
-        if is_pretrained_init(self.init_cfg):
-            return
+    def official_init(self) -> None:
+        """The official random init, after mmengine's (see
+        :class:`PretrainedViTMixin`, which loads a ``Pretrained``
+        ``init_cfg`` over it)."""
         # Official init (timm): trunc_normal(0.02) on Linear weights, zero
         # biases, unit LayerNorms; it overrides mmpretrain's xavier FFN init.
         trunc_normal_(self.pos_embed, std=0.02)
@@ -158,4 +158,3 @@ class SelfPatchViT(VisionTransformer):
                                   attn.head_dims).permute(2, 0, 3, 1, 4)
         q, k = qkv[0], qkv[1]
         return ((q * attn.head_dims**-0.5) @ k.transpose(-2, -1)).softmax(-1)
-
