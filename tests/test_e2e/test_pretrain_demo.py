@@ -33,9 +33,12 @@ def test_demo_trains_then_resumes(tmp_path: Path, hook_dir: Path) -> None:
         cwd=tmp_path).stdout
     lines = _log_lines(out)
     assert len(lines) == ITERS_PER_EPOCH, out[-3000:]
-    # a quiet log: no WARNING per frozen (teacher) parameter, one INFO line
+    # a quiet log: no WARNING per frozen (teacher) parameter, one INFO line,
+    # and no other WARNING (mmengine's unused FileClient deprecations)
     assert 'requires_grad=False' not in out.replace(
         'Not optimised (requires_grad=False)', '')
+    assert [line for line in out.splitlines() if ' - WARNING - ' in line
+            ] == [], out[-3000:]
     assert 'Not optimised (requires_grad=False): 2 student parameters' in out
     for line in lines:
         assert re.search(r'loss_cls: \d', line), line

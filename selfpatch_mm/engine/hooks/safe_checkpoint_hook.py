@@ -18,7 +18,13 @@ from ...checkpoint.checkpoint_files import \
 from ...utils.rng_state import get_rng_state, set_rng_state
 from ..runners.train_position import make_position
 from .atomic_best_mixin import AtomicBestMixin
-from .utils import unwrap_model
+from .utils import quiet_log, unwrap_model
+
+# mmengine 0.10.7's CheckpointHook.before_train and Runner.save_checkpoint
+# build a FileClient they never use without file_client_args (their own
+# comments say so), and log these deprecation WARNINGs no user can act on.
+_UNUSED_FILE_CLIENT = ('"FileClient" will be deprecated',
+                       '"HardDiskBackend" is the alias of "LocalBackend"')
 
 __all__ = ['SafeCheckpointHook']
 
@@ -139,10 +145,18 @@ class SafeCheckpointHook(AtomicBestMixin, CheckpointHook):
         else:
             runner._load_from = path
 
+    def _quiet_file_client(self, runner):
+        """Drop the unused FileClient's deprecation WARNINGs (only when
+        ``file_client_args`` is unset: a FileClient the user asked for
+        keeps them)."""
+        return quiet_log(runner.logger, _UNUSED_FILE_CLIENT if
+                         self.file_client_args is None else ())
+
     def before_train(self, runner) -> None:
         """Set up as mmengine does, delete temporary files a killed run
         left, and restore the generators of a resumed checkpoint."""
-        super().before_train(runner)
+        with self._quiet_file_client(runner):
+            super().before_train(runner)
         if is_main_process() and self._is_local(runner):
             for path in remove_tmp_checkpoints(self.out_dir):
                 runner.logger.warning(
@@ -321,9 +335,11 @@ class SafeCheckpointHook(AtomicBestMixin, CheckpointHook):
         failure leaves no temporary file."""
         tmp = tmp_path_for(final)
         try:
-            runner.save_checkpoint(self.out_dir, osp.basename(tmp),
-                                   self.file_client_args,
-                                   backend_args=self.backend_args, **kwargs)
+            with self._quiet_file_client(runner):
+                runner.save_checkpoint(self.out_dir, osp.basename(tmp),
+                                       self.file_client_args,
+                                       backend_args=self.backend_args,
+                                       **kwargs)
             if is_main_process():
                 fsync_file(tmp)
                 if self.verify:
