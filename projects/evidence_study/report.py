@@ -138,7 +138,7 @@ def _health_table(arms: dict) -> List[str]:
     """Markdown rows of each arm's final health figures; a figure past a
     collapse threshold of ``CollapseMonitorHook`` is marked."""
     from selfpatch_mm.models.utils.health import (ONE_PROTOTYPE_PERPLEXITY,
-                                        UNIFORM_ENTROPY_FRAC)
+                                                  UNIFORM_ENTROPY_FRAC)
     rows = [(arm, row['health']) for arm, row in arms.items()
             if row.get('health')]
     if not rows:

@@ -9,7 +9,9 @@ from typing import Iterator, List, Tuple
 
 import numpy as np
 
-__all__ = ['ordered_loader', 'list_images', 'build_image_loader', 'iter_images']
+__all__ = [
+    'ordered_loader', 'list_images', 'build_image_loader', 'iter_images'
+]
 
 
 def ordered_loader(dataset: dict,

@@ -168,7 +168,10 @@ def knn_classify_multi(train_feats: torch.Tensor,
             hits[k][0] += correct[:, :1].sum().item()
             hits[k][1] += correct[:, :min(5, kk)].sum().item()
     n = val_feats.shape[0]
-    return {k: (100.0 * h1 / n, 100.0 * h5 / n) for k, (h1, h5) in hits.items()}
+    return {
+        k: (100.0 * h1 / n, 100.0 * h5 / n)
+        for k, (h1, h5) in hits.items()
+    }
 
 
 def knn_classify(train_feats: torch.Tensor,

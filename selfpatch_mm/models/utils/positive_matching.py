@@ -19,7 +19,7 @@ BORDERS = ('wrap', 'valid')
 
 
 def _build_neighbour_index(h: int, w: int, window: int,
-                         border: str) -> Tuple[torch.Tensor, torch.Tensor]:
+                           border: str) -> Tuple[torch.Tensor, torch.Tensor]:
     if border not in BORDERS:
         raise ValueError(f'border must be one of {BORDERS}, got {border!r}.')
     if window < 3 or window % 2 == 0:
