@@ -145,6 +145,12 @@ def test_timm_export_matches_our_backbone(official_file, tmp_path,
             assert _rel_diff(got, expected) < 1e-5, via
             # forward pools the tokens: their mean, no norm
             assert _rel_diff(timm_vit(x), expected.mean(1)) < 1e-5
+            if via == 'local-dir':  # config.json's preprocessing: ImageNet's
+                data_cfg = pytest.importorskip('timm').data \
+                    .resolve_data_config({}, model=timm_vit)
+                assert tuple(data_cfg['mean']) == (0.485, 0.456, 0.406)
+                assert tuple(data_cfg['std']) == (0.229, 0.224, 0.225)
+                assert tuple(data_cfg['input_size']) == (3, 64, 64)
 
 
 def test_timm_export_from_official_file(official_file, tmp_path, monkeypatch):

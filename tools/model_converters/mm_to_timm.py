@@ -12,7 +12,12 @@ backbone offline::
         **cfg['model_args'])
     tokens = model.forward_features(images)  # (B, N, C), no [CLS] token
 
-or ``timm.create_model('local-dir:DST_DIR', pretrained=True)``. The source
+or ``timm.create_model('local-dir:DST_DIR', pretrained=True)``. Only the
+second reads ``config.json``'s ``pretrained_cfg`` (ImageNet mean and std,
+bicubic, crop 224/256: the official evaluation's preprocessing); the first
+keeps the architecture's default one (timm's mean/std 0.5) unless it is
+passed too: ``pretrained_cfg_overlay=dict(cfg['pretrained_cfg'], file=...)``.
+The source
 is any checkpoint the package reads: a ``tools/train.py`` checkpoint (the
 EMA teacher by default, ``--key student``), a backbone-only file, or the
 authors' files (converted on the fly as ``official_to_mm.py`` does), as
