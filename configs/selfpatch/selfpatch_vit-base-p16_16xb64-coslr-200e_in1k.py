@@ -25,11 +25,15 @@
 # The released ViT-B/16's args.txt (linked from DINO's README) could not be
 # read from this machine, so nothing here is taken from it.
 #
-# Memory: not measured on a GPU (none was available). The backbone's
-# activations per token double against ViT-S (768 vs 384 channels, 12 vs 6
-# heads), the heads' 65536/4096-wide logits stay the same, so a 64-image
-# batch needs roughly what 128 ViT-S/16 images need; DINO ran it on 32 GB
-# V100s (--use_volta32). Check with
+# Memory: an ESTIMATE, not measured for ViT-B (no GPU was available, and
+# a ViT-B step is too slow for this project's CPUs). Measured for ViT-S/16
+# on the CPU (fp32 peak RSS, docs/benchmarks.md "Activation
+# checkpointing"): 369 MiB per image. ViT-B doubles what the backbone keeps
+# per token (768 vs 384 channels, 12 vs 6 heads) while the heads' 65536- and
+# 4096-wide logits stay the same, so at most 2 x 369 MiB per image: 64
+# images per GPU hold at most about 46 GiB of fp32 activations, what the
+# paper's 128 ViT-S/16 images hold. DINO ran ViT-B on 32 GB V100s
+# (--use_volta32) with mixed precision. Check with
 #   python tools/analysis_tools/benchmark_pretrain.py THIS_CONFIG \
 #       --device cuda --amp fp16 --sweep --batch-sizes 32 64 96
 # and trade compute for memory with model.backbone.with_cp=True
