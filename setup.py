@@ -114,6 +114,7 @@ setup(
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require={
         'tests': parse_requirements('requirements/tests.txt'),
+        'optional': parse_requirements('requirements/optional.txt'),
     },
     license='Apache License 2.0',
     zip_safe=False,

@@ -3,20 +3,23 @@
 # The learning rate follows the linear scaling rule (auto_scale_lr:
 # 0.0005 x 256 / 256 at 8 x 32 images).
 #
-# Memory and batch per GPU: an ESTIMATE, not a measurement (no GPU was
-# available). Per image the student sees 2 x 28^2 + 8 x 12^2 = 2720 tokens
-# against 680 at patch 16 (x4), and the teacher, as officially in SelfPatch,
-# every crop too. Everything stored per token scales x4: the ViT's
-# activations with the SDPA attention kernels (which keep no N^2 attention
-# map), the neck's positive matching (a 3x3 window, linear in N) and the
-# patch head's 4096-wide logits (student, teacher and their softmaxes,
-# about 45 MB per image per copy in fp32, the largest item). So 32 images
-# per GPU take about what the paper's 128 take at patch 16. With the plain
-# attention of the official code (benchmark_pretrain.py --no-sdpa) the
-# 6 x N^2 maps grow x16 on the global crops, about x5.5 in all: use 16-24
-# images per GPU there. Check with
+# Memory and batch per GPU: MEASURED on the CPU (2 cores of an Intel Xeon,
+# no GPU available), fp32, the process's peak RSS over real training steps
+# of this config at batch 1 and 2 (benchmark_pretrain.py THIS_CONFIG
+# --batch-size 1|2 --no-breakdown; docs/benchmarks.md, "Activation
+# checkpointing"): 1405 MiB more per image (ViT-S/16: 369 MiB, x3.8), on
+# about 1.8 GiB of fixed cost (libraries, weights, AdamW state). So 32
+# images per GPU hold about 44 GiB of fp32 activations (the paper's 128
+# ViT-S/16 images: 46 GiB): they fit an 80 GB GPU, not a 40 GB one, in fp32.
+# With model.backbone.with_cp=True (activation checkpointing) it is 480 MiB
+# per image, about 15 GiB at 32 (it costs +18 % FLOPs per step at ViT-S/16:
+# the student's blocks run forward twice). Scaled from the CPU, linearly per
+# image: the CUDA allocator and kernels differ, and mixed precision (what
+# the configs use on CUDA) keeps most saved activations at half size, so
+# confirm on the GPU with
 #   python tools/analysis_tools/benchmark_pretrain.py THIS_CONFIG \
 #       --device cuda --amp fp16 --sweep --batch-sizes 16 32 48
+# (add --cfg-options model.backbone.with_cp=True for the leaner variant).
 # Measured on the CPU (benchmark_pretrain.py THIS_CONFIG --batch-size 1,
 # fp32): 755 GFLOP per image per training step (forward and backward,
 # student and teacher), 4.5x the 169 of ViT-S/16 (docs/benchmarks.md).

@@ -24,16 +24,35 @@ __all__ = [
     'official_backbone_dict'
 ]
 
-# timm / DINO ViT block names -> mmpretrain VisionTransformer names.
-_OFFICIAL_VIT_RULES: List[Tuple[str, str]] = [
-    (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
-    (r'^blocks\.(\d+)\.norm1\.', r'layers.\1.ln1.'),
-    (r'^blocks\.(\d+)\.norm2\.', r'layers.\1.ln2.'),
-    (r'^blocks\.(\d+)\.attn\.qkv\.', r'layers.\1.attn.qkv.'),
-    (r'^blocks\.(\d+)\.attn\.proj\.', r'layers.\1.attn.proj.'),
-    (r'^blocks\.(\d+)\.mlp\.fc1\.', r'layers.\1.ffn.layers.0.0.'),
-    (r'^blocks\.(\d+)\.mlp\.fc2\.', r'layers.\1.ffn.layers.1.'),
+# timm / DINO ViT names and ours (mmpretrain VisionTransformer), ``#`` for a
+# block index; :mod:`.official_export` maps the other way.
+VIT_NAME_PAIRS: List[Tuple[str, str]] = [
+    ('patch_embed.proj.', 'patch_embed.projection.'),
+    ('blocks.#.norm1.', 'layers.#.ln1.'),
+    ('blocks.#.norm2.', 'layers.#.ln2.'),
+    ('blocks.#.attn.qkv.', 'layers.#.attn.qkv.'),
+    ('blocks.#.attn.proj.', 'layers.#.attn.proj.'),
+    ('blocks.#.mlp.fc1.', 'layers.#.ffn.layers.0.0.'),
+    ('blocks.#.mlp.fc2.', 'layers.#.ffn.layers.1.'),
 ]
+
+
+def name_rules(pairs: List[Tuple[str, str]]) -> List[Tuple[str, str]]:
+    """``(src, dst)`` name prefixes -> ``(regex, replacement)`` rules."""
+    return [('^' + re.escape(src).replace('\\#', r'(\d+)'),
+             dst.replace('#', r'\1')) for src, dst in pairs]
+
+
+def rename(key: str, rules: List[Tuple[str, str]]) -> Optional[str]:
+    """``key`` renamed by the first rule that matches, or None."""
+    for pattern, repl in rules:
+        new_key, n = re.subn(pattern, repl, key)
+        if n:
+            return new_key
+    return None
+
+
+_OFFICIAL_VIT_RULES = name_rules(VIT_NAME_PAIRS)
 # Official parts with no counterpart in the SelfPatch backbone (DINO's final
 # norm and [CLS] token, classifier heads): dropped with a note.
 _OFFICIAL_VIT_DROPPED = ('norm.', 'cls_token', 'head.', 'fc.')
@@ -79,16 +98,13 @@ def convert_official_vit(state_dict: Dict[str, Any],
         if key == 'pos_embed':
             out[key] = drop_cls_pos_embed(value)
             continue
-        for pattern, repl in _OFFICIAL_VIT_RULES:
-            new_key, n = re.subn(pattern, repl, key)
-            if n:
-                out[new_key] = value
-                break
+        new_key = rename(key, _OFFICIAL_VIT_RULES)
+        if new_key is not None:
+            out[new_key] = value
+        elif key.startswith(_OFFICIAL_VIT_DROPPED):
+            if dropped is not None:
+                dropped.append(key)
         else:
-            if key.startswith(_OFFICIAL_VIT_DROPPED):
-                if dropped is not None:
-                    dropped.append(key)
-                continue
             raise KeyError(
                 f'Unknown key {key!r} in an official ViT state dict: expected '
                 'patch_embed.proj.*, pos_embed, blocks.N.{norm1,attn.qkv,'

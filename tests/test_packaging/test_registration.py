@@ -53,12 +53,14 @@ def test_cross_package_configs_use_scope_prefixes():
     from mmengine.config import Config
     from mmdet.registry import MODELS as DET_MODELS
     from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
     from mmseg.registry import MODELS as SEG_MODELS
     from mmseg.registry import TRANSFORMS
 
     from selfpatch_mm.datasets.transforms.check_seg_labels import \
         CheckSegLabels
-    registries = dict(mmdet=DET_MODELS, mmseg=SEG_MODELS)
+    registries = dict(mmdet=DET_MODELS, mmseg=SEG_MODELS,
+                      mmpretrain=PRETRAIN_MODELS)
     bench = REPO / 'configs' / 'selfpatch' / 'benchmarks'
     for config in sorted(bench.glob('*.py')):
         cfg = Config.fromfile(str(config))

@@ -239,6 +239,8 @@ def benchmark(args: argparse.Namespace) -> dict:
         amp=args.amp or 'fp32',
         fused_adamw=bool(args.fused_adamw),
         sdpa=not args.no_sdpa,
+        # activation checkpointing: --cfg-options model.backbone.with_cp=True
+        with_cp=bool(cfg.model.backbone.get('with_cp', False)),
         threads=torch.get_num_threads(),
         batch_size=args.batch_size,
         crops=[f'{h}x{w}' for h, w in sizes],

@@ -9,6 +9,7 @@ LayerNorm.
 from typing import Sequence, Tuple
 
 import torch
+import torch.utils.checkpoint as cp
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.registry import MODELS
@@ -48,6 +49,12 @@ class SelfPatchViT(PretrainedViTMixin, VisionTransformer):
         out_indices (Sequence[int] | int): Layers to output.
         drop_path_rate (float): Stochastic depth; the official student uses
             0.1 and the teacher 0 (our teacher runs in eval mode).
+        with_cp (bool): Activation checkpointing (mmpretrain's spelling):
+            each block's activations are recomputed in the backward pass
+            instead of being kept, trading compute for memory. Gradients are
+            those without it (the recomputation replays the drop-path RNG).
+            Forwards without autograd (the EMA teacher, evaluation) are not
+            affected. The official code has none; defaults to False.
         **kwargs: Other arguments of mmpretrain's ``VisionTransformer``.
     """
 
@@ -57,6 +64,7 @@ class SelfPatchViT(PretrainedViTMixin, VisionTransformer):
                  patch_size: int = 16,
                  out_indices: Sequence[int] = -1,
                  drop_path_rate: float = 0.0,
+                 with_cp: bool = False,
                  **kwargs) -> None:
         kwargs.setdefault('with_cls_token', False)
         kwargs.setdefault('final_norm', False)
@@ -65,6 +73,7 @@ class SelfPatchViT(PretrainedViTMixin, VisionTransformer):
         super().__init__(arch, img_size, patch_size, out_indices=out_indices,
                          drop_path_rate=drop_path_rate, **kwargs)
         self.patch_size = patch_size
+        self.with_cp = with_cp
 
     def official_init(self) -> None:
         """The official random init, after mmengine's (see
@@ -132,8 +141,14 @@ class SelfPatchViT(PretrainedViTMixin, VisionTransformer):
         x = self._add_pos_embed(x, patch_hw)
         x = self.pre_norm(self.drop_after_pos(x))
         outs = []
+        # non-reentrant checkpointing also serves blocks whose input needs
+        # no gradient (frozen early stages); under no_grad it is pointless
+        checkpointed = self.with_cp and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
-            x = layer(x)
+            if checkpointed:
+                x = cp.checkpoint(layer, x, use_reentrant=False)
+            else:
+                x = layer(x)
             if i == len(self.layers) - 1 and self.final_norm:
                 x = self.ln1(x)
             if i in self.out_indices:
