@@ -24,8 +24,9 @@ from typing import Optional
 
 import torch
 
-from selfpatch_mm.checkpoint import (add_unsafe_pickle_arg, detect_layout,
-                                     get_state_dict, read_conversion_source)
+from selfpatch_mm.apis import add_unsafe_pickle_arg
+from selfpatch_mm.checkpoint import (detect_layout, get_state_dict,
+                                     read_conversion_source)
 from selfpatch_mm.checkpoint.official_export import to_official_full
 
 

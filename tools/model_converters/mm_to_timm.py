@@ -34,9 +34,8 @@ import os
 import os.path as osp
 from typing import Optional
 
-from selfpatch_mm.checkpoint import (add_unsafe_pickle_arg,
-                                     check_output_path,
-                                     extract_vit_state_dict,
+from selfpatch_mm.apis import add_unsafe_pickle_arg
+from selfpatch_mm.checkpoint import (check_output_path, extract_vit_state_dict,
                                      read_conversion_source, save_weights_file)
 from selfpatch_mm.checkpoint.timm_export import (TIMM_CONFIG, TIMM_WEIGHTS,
                                                  timm_vit_export)
