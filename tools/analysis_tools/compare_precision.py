@@ -87,6 +87,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='held-out scenes (k-NN queries)')
     p.add_argument('--jobs', type=int, default=1,
                    help='parallel runs (one thread each; fp32_threads2: two)')
+    p.add_argument('--report-only', action='store_true',
+                   help='train nothing: summarise the finished runs')
     p.add_argument('--cfg-options', nargs='+', default=[],
                    help='passed to every tools/train.py run')
     return p.parse_args(argv)
@@ -245,14 +247,16 @@ def plot(curves: Dict[str, Dict[str, tuple]],
     models = list(curves)
     fig, axes = plt.subplots(len(models), 3, figsize=(15, 3.6 * len(models)),
                              squeeze=False)
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
     for r, model in enumerate(models):
-        for name, (rows, per_epoch) in curves[model].items():
-            style = dict(label=name, lw=1.0,
+        for c, (name, (rows, per_epoch)) in enumerate(curves[model].items()):
+            # one colour per run in all three panels
+            style = dict(label=name, lw=1.0, color=colours[c % len(colours)],
                          ls='--' if 'seed' in name else '-')
-            for c, key in enumerate(('loss_cls', 'loss_patch')):
-                axes[r][c].plot([row['iter'] for row in rows],
-                                smooth([row[key] for row in rows],
-                                       per_epoch), **style)
+            for col, key in enumerate(('loss_cls', 'loss_patch')):
+                axes[r][col].plot([row['iter'] for row in rows],
+                                  smooth([row[key] for row in rows],
+                                         per_epoch), **style)
             dist = distances[model].get(name, {})
             if dist and any(dist.values()):
                 axes[r][2].plot(list(dist), list(dist.values()),
@@ -300,7 +304,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 cmd=train_command(config, work_dir, dtype,
                                   args.cfg_options)))
     t0 = time.perf_counter()
-    run_all(jobs, args.jobs)
+    if args.report_only:
+        jobs = [j for j in jobs if osp.isfile(j['checkpoint'])]
+    else:
+        run_all(jobs, args.jobs)
     rows, curves, distances = [], {}, {}
     probe = ProbeSettings()
     for model in args.models:
@@ -329,6 +336,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 iters=max(r['iter'] for r in curve), wall_s=round(wall, 1),
                 **{k: round(v, 5) for k, v in
                    final_losses(curve, per_epoch).items()},
+                amp_skipped_steps=curve[-1].get('amp_skipped_steps', 0),
                 teacher_dist=relative_distance(
                     teacher_state(j['checkpoint']), ref_teacher),
                 knn_top1=knn_top1(j['config'], j['checkpoint'], world,
@@ -340,7 +348,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                    wall_s=time.perf_counter() - t0,
                    torch=torch.__version__)
     keys = ['model', 'run', 'epochs', 'iters', 'loss_cls', 'loss_patch',
-            'teacher_dist', 'knn_top1', 'wall_s']
+            'teacher_dist', 'knn_top1', 'amp_skipped_steps', 'wall_s']
     lines = ['| ' + ' | '.join(keys) + ' |',
              '|' + ' --- |' * len(keys)]
     for r in rows:
