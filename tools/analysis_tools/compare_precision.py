@@ -10,9 +10,11 @@ the same seed, then reports per model and dtype:
 - the loss curves (``curves.png``) and the final losses (mean of the last
   epoch's iterations);
 - the teacher's distance from the fp32 teacher,
-  ``||theta - theta_fp32|| / ||theta_fp32||`` over all teacher weights, next
-  to the distance a second fp32 seed gives (``--ref-seed``), which says how
-  large a distance matters;
+  ``||theta - theta_fp32|| / ||theta_fp32||`` over all teacher weights, at
+  every kept checkpoint, next to the distance a second fp32 seed gives
+  (``--ref-seed``: how far apart two equally good runs are) and, with
+  ``--dtypes ... fp32_perturbed``, that of fp32 with a rounding-size input
+  perturbation (how far the training carries a tiny difference);
 - weighted k-NN top-1 of the teacher on the study's held-out scenes.
 
 It writes ``summary.json`` and ``summary.md`` to ``--out-dir`` and prints
