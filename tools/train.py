@@ -59,8 +59,9 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='mixed precision training: fp16 with a GradScaler (the '
-        'official recipe) unless --amp-dtype bf16; CUDA, or CPU autocast')
+        help='mixed precision training: the config\'s optim_wrapper.dtype '
+        'if it sets one, else fp16 with a GradScaler (the official recipe); '
+        '--amp-dtype overrides it; CUDA, or CPU autocast')
     parser.add_argument(
         '--amp-dtype',
         choices=sorted(AMP_DTYPES),
@@ -75,7 +76,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     return parse_runner_args(parser, argv)
 
 
-def enable_amp(cfg: Config, dtype: str = 'fp16') -> None:
+def enable_amp(cfg: Config, dtype: Optional[str] = 'fp16') -> None:
     """Switch the config's optimizer wrapper to its AMP variant.
 
     Other keys of ``optim_wrapper`` are kept.  ``SelfPatchOptimWrapper`` and
@@ -85,8 +86,10 @@ def enable_amp(cfg: Config, dtype: str = 'fp16') -> None:
 
     Args:
         cfg (Config): The config, changed in place.
-        dtype (str): ``'fp16'`` (official, with a GradScaler) or ``'bf16'``
-            (no scaler).
+        dtype (str, optional): ``'fp16'`` (official, with a GradScaler) or
+            ``'bf16'`` (no scaler); None keeps the config's
+            ``optim_wrapper.dtype`` (the ViT-S/8 config's bf16), fp16 if it
+            has none.
 
     Raises:
         RuntimeError: If the wrapper has no known AMP variant, or needs a
@@ -100,7 +103,15 @@ def enable_amp(cfg: Config, dtype: str = 'fp16') -> None:
         raise RuntimeError(
             f'--amp: do not know the AMP variant of optim_wrapper type '
             f'{current!r}; set it in the config instead.')
+    if dtype is None:
+        named = str(optim_wrapper.get('dtype', 'float16'))
+        dtype = {v: k for k, v in AMP_DTYPES.items()}.get(named, named)
+        if dtype not in AMP_DTYPES:
+            raise RuntimeError(f'--amp: optim_wrapper.dtype={named!r} is not '
+                               f'one of {list(AMP_DTYPES.values())}.')
     optim_wrapper.type = AMP_WRAPPERS.get(current, current)
+    # the explicit --amp asks for autocast: no fp32 fallback
+    optim_wrapper.pop('bf16_fallback', None)
     if optim_wrapper.type == 'AmpOptimWrapper' and \
             not torch.cuda.is_available():
         raise RuntimeError(
@@ -128,7 +139,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         Config: ``cfg``.
     """
     if args.amp or args.amp_dtype:
-        enable_amp(cfg, args.amp_dtype or 'fp16')
+        enable_amp(cfg, args.amp_dtype)
 
     if args.resume is None and os.environ.get(AUTO_RESUME_ENV, '') not in (
             '', '0'):

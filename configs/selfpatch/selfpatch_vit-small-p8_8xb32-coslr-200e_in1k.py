@@ -27,3 +27,21 @@ _base_ = './selfpatch_vit-small-p16_8xb128-coslr-200e_in1k.py'
 
 model = dict(backbone=dict(patch_size=8))
 train_dataloader = dict(batch_size=32)
+
+# Precision: bf16 on GPUs that have it (A100, H100: compute capability 8.0
+# and newer), fp32 on older GPUs and on the CPU, never fp16. Both official
+# help texts (main_dino.py and main_selfpatch.py, --use_fp16) say: "We
+# recommend disabling mixed precision if the loss is unstable, if reducing
+# the patch size or if training with bigger ViTs." bf16 keeps fp32's
+# exponent range (no overflow, no loss scaling); its accuracy over a whole
+# run is measured in docs/training_on_gpus.md. `--amp-dtype fp16` still
+# forces fp16 explicitly.
+optim_wrapper = dict(dtype='bfloat16', bf16_fallback='fp32')
+# Teacher momentum for a total batch of 256 (8 x 32): the official help text
+# of --momentum_teacher (main_dino.py and main_selfpatch.py, default 0.996
+# for the 1024 of the paper's runs): "We recommend setting a higher value
+# with small batches: for example use 0.9995 with batch size of 256."
+custom_hooks = [
+    dict(_base_.custom_hooks[0], momentum=0.9995),
+    *_base_.custom_hooks[1:],
+]

@@ -1,8 +1,11 @@
 """ADE20K transfer: the Semantic FPN and UperNet benchmark configs.
 
-* Both configs build at full scale (ViT-S/16, 150 classes) and keep weight
+* The configs build at full scale (ViT-S/16, 150 classes) and keep weight
   decay off position embeddings only (the official effect: its `norm` key
   matched no parameter).
+* The Semantic FPN config feeds the FPN four stride-16 maps, as the official
+  segmentation backbone; its resampled variant and UperNet feed strides
+  4-32.
 * On a generated ADE20K-format folder, each config (shrunk to a tiny ViT by
   a small child config) trains a few iterations through ``tools/train.py``
   from a pretraining checkpoint of the demo model, in its default SyncBN
@@ -27,6 +30,8 @@ TRAIN = REPO_ROOT / 'tools' / 'train.py'
 TEST = REPO_ROOT / 'tools' / 'test.py'
 BENCH = REPO_ROOT / 'configs' / 'selfpatch' / 'benchmarks'
 FPN_CFG = BENCH / 'fpn_vit-small-p16_8xb4-40k_ade20k-512x512.py'
+FPN_RESAMPLED_CFG = (BENCH /
+                     'fpn_vit-small-p16-resampled_8xb4-40k_ade20k-512x512.py')
 UPERNET_CFG = BENCH / 'upernet_vit-small-p16_8xb2-160k_ade20k-512x512.py'
 DEMO_PRETRAIN_CFG = (REPO_ROOT / 'configs' / 'selfpatch' /
                      'selfpatch_vit-tiny-p8_1xb8-2e_demo.py')
@@ -177,11 +182,50 @@ def _build(config: Path):
     return cfg, model
 
 
-@pytest.mark.parametrize('config', [FPN_CFG, UPERNET_CFG], ids=['fpn',
-                                                                'upernet'])
-def test_benchmark_config_full_scale(config: Path) -> None:
-    """The paper-scale model builds, predicts 150 classes at stride 4 and
-    has no weight decay on pos_embed only (norms decayed, officially)."""
+# config, strides of the four maps the ViT gives the neck/decoder, stride of
+# the prediction
+STRIDES = {
+    'fpn': (FPN_CFG, (16, 16, 16, 16), 16),
+    'fpn_resampled': (FPN_RESAMPLED_CFG, (4, 8, 16, 32), 4),
+    'upernet': (UPERNET_CFG, (4, 8, 16, 32), 4),
+}
+
+
+@pytest.mark.parametrize('name', list(STRIDES))
+def test_maps_entering_the_decoder_have_the_official_strides(
+        name: str) -> None:
+    """Semantic FPN (official segmentation backbone, vit_SelfPatch.py lines
+    366-384 of alinlab/SelfPatch 81aef14): blocks 2, 5, 8, 11 at stride 16,
+    no resampling layer; the resampled variant and UperNet: 4, 8, 16, 32."""
+    config, strides, _ = STRIDES[name]
+    cfg, model = _build(config)
+    seen = []
+    # the backbone's maps go straight into the FPN neck (Semantic FPN) or
+    # into UPerHead (UperNet has no neck)
+    assert (cfg.model.get('neck') is not None) == name.startswith('fpn')
+    if name.startswith('fpn'):
+        model.neck.register_forward_hook(lambda mod, args, out: seen.append(
+            [tuple(t.shape) for t in args[0]]))
+    else:
+        model.backbone.register_forward_hook(
+            lambda mod, args, out: seen.append([tuple(t.shape) for t in out]))
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 96), mode='tensor')
+    assert seen[0] == [(1, 384, 64 // s, 96 // s) for s in strides]
+    resamplers = [n for n, _ in model.backbone.named_children()
+                  if n.startswith('fpn')]
+    assert resamplers == ([] if strides[0] == 16 else
+                          ['fpn1', 'fpn2', 'fpn3', 'fpn4'])
+
+
+@pytest.mark.parametrize('name', list(STRIDES))
+def test_benchmark_config_full_scale(name: str) -> None:
+    """The paper-scale model builds, predicts 150 classes (at stride 16 for
+    the official Semantic FPN, 4 otherwise) and has no weight decay on
+    pos_embed only (norms decayed, officially)."""
+    config, _, out_stride = STRIDES[name]
+    from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
     cfg, model = _build(config)
@@ -199,7 +243,7 @@ def test_benchmark_config_full_scale(config: Path) -> None:
     model.eval()
     with torch.no_grad():
         out = model(torch.randn(1, 3, 64, 96), mode='tensor')
-    assert out.shape == (1, 150, 16, 24)
+    assert out.shape == (1, 150, 64 // out_stride, 96 // out_stride)
 
     optim = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
     decay = {}
@@ -212,14 +256,25 @@ def test_benchmark_config_full_scale(config: Path) -> None:
     assert decay[id(named['decode_head.conv_seg.weight'])] == 0.01
     assert decay[id(named['backbone.layers.0.attn.qkv.weight'])] == 0.01
     bn = [n for n, m in model.named_modules()
-          if isinstance(m, torch.nn.BatchNorm2d)]
+          if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert bn and all(decay[id(named[f'{n}.weight'])] == 0.01 for n in bn)
+    # the rest of the recipe is the same in both Semantic FPN configs
+    if name == 'fpn_resampled':
+        official = Config.fromfile(str(FPN_CFG)).to_dict()
+        variant = Config.fromfile(str(config)).to_dict()
+        official['model']['backbone'].pop('out_mode')
+        variant['model']['backbone'].pop('out_mode')
+        assert variant['model'] == official['model']
+        for key in ('train_dataloader', 'optim_wrapper', 'param_scheduler',
+                    'train_cfg'):
+            assert variant[key] == official[key], key
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    'config, heads', [(FPN_CFG, FPN_HEADS), (UPERNET_CFG, UPERNET_HEADS)],
-    ids=['fpn', 'upernet'])
+    'config, heads', [(FPN_CFG, FPN_HEADS), (FPN_RESAMPLED_CFG, FPN_HEADS),
+                      (UPERNET_CFG, UPERNET_HEADS)],
+    ids=['fpn', 'fpn_resampled', 'upernet'])
 def test_train_then_test_prints_miou(config: Path, heads: dict,
                                      demo_checkpoint: Path, ade_root: Path,
                                      tmp_path: Path) -> None:

@@ -218,3 +218,33 @@ def test_config_evaluator_scores_perfect_predictions_one(tiny_setup):
     result = metric.evaluate(len(samples))
     assert result['coco/bbox_mAP'] == pytest.approx(1.0)
     assert result['coco/segm_mAP'] == pytest.approx(1.0)
+
+
+def test_8heads_variant_is_the_official_backbone_over_6head_weights(
+        tmp_path):
+    """The 8-head child config (the official detection config's
+    ``num_heads=8``, alinlab/SelfPatch 81aef14) differs from the default
+    only in the heads, and loads a 6-head ViT-S pretraining file fully: the
+    same qkv tensors, split into 8 heads of 48 channels."""
+    import selfpatch_mm.models  # noqa: F401
+    variant = Config.fromfile(CONFIG.replace('-p16_', '-p16-8heads_'))
+    default = Config.fromfile(CONFIG)
+    assert variant.model.backbone.arch == dict(
+        embed_dims=384, num_layers=12, num_heads=8, feedforward_channels=1536)
+    v, d = variant.to_dict(), default.to_dict()
+    v['model']['backbone'].pop('arch')
+    d['model']['backbone'].pop('arch')
+    assert v['model'] == d['model']
+    six = MODELS.build(dict(type='SelfPatchViT', arch='deit-small'))
+    path = tmp_path / 'vit6.pth'
+    torch.save({'state_dict': {f'teacher.backbone.{k}': t for k, t in
+                               six.state_dict().items()}}, path)
+    cfg = dict(variant.model.backbone, norm_cfg=dict(type='BN'),
+               init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    cfg['type'] = 'SelfPatchDenseViT'
+    model = MODELS.build(cfg)
+    model.init_weights()
+    assert model.layers[0].attn.num_heads == 8
+    assert model.layers[0].attn.head_dims == 48
+    torch.testing.assert_close(model.layers[5].attn.qkv.weight,
+                               six.layers[5].attn.qkv.weight)

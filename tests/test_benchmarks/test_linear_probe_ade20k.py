@@ -166,3 +166,128 @@ def test_probe_backbone_loads_a_standard_dino_vit(tmp_path: Path) -> None:
     assert not any(p.requires_grad for p in probe.parameters())
     out = probe(torch.randn(1, 3, 64, 64))
     assert len(out) == 1 and out[0].shape == (1, 32, 8, 8)
+
+
+DINOV2_CFG = PROBE_CFG.with_name(
+    'linear_vit-small-p16-dinov2-protocol_8xb2-40k_ade20k-512x512.py')
+
+
+def _demo_checkpoint_with_norm(path: Path) -> tuple:
+    """The demo checkpoint with a distinctive teacher ``neck.norm``."""
+    ckpt = _demo_checkpoint(path)
+    state = torch.load(ckpt, weights_only=False)
+    g = torch.Generator().manual_seed(3)
+    weight = 1 + torch.rand(96, generator=g)
+    bias = torch.randn(96, generator=g)
+    state['state_dict']['teacher.neck.norm.weight'] = weight
+    state['state_dict']['teacher.neck.norm.bias'] = bias
+    torch.save(state, ckpt)
+    return ckpt, weight, bias
+
+
+def _frozen(ckpt: Path, **kwargs):
+    from selfpatch_mm.models import FrozenSelfPatchViT
+    from selfpatch_mm.testing import DEMO_VIT_ARCH
+    model = FrozenSelfPatchViT(
+        arch=DEMO_VIT_ARCH, img_size=64, patch_size=8, out_indices=(1, 3),
+        init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)), **kwargs)
+    model.init_weights()
+    return model
+
+
+def test_out_norm_applies_the_final_norm_to_every_probed_layer(
+        tmp_path: Path) -> None:
+    """DINOv2's get_intermediate_layers(norm=True): LayerNorm(eps 1e-6) with
+    the checkpoint's final norm (SelfPatch: the aggregation module's) on
+    each probed layer's tokens; the default gives the raw tokens."""
+    ckpt, weight, bias = _demo_checkpoint_with_norm(tmp_path / 'pre.pth')
+    raw = _frozen(ckpt)
+    normed = _frozen(ckpt, out_norm=True)
+    x = torch.randn(2, 3, 64, 64)
+    ref = raw(x)
+    outs = normed(x)
+    assert not any(p.requires_grad for p in normed.parameters())
+    for r, o in zip(ref, outs):
+        expected = torch.nn.functional.layer_norm(
+            r.permute(0, 2, 3, 1), (96, ), weight, bias,
+            eps=1e-6).permute(0, 3, 1, 2)
+        torch.testing.assert_close(o, expected)
+    # a file without the aggregation module's norm: a clear error
+    backbone_only = tmp_path / 'backbone.pth'
+    state = torch.load(ckpt, weights_only=False)['state_dict']
+    torch.save({k: v for k, v in state.items()
+                if k.startswith('teacher.backbone.')}, backbone_only)
+    with pytest.raises(ValueError, match=r'teacher\.neck\.norm\.weight'):
+        _frozen(backbone_only, out_norm=True)
+
+
+def test_dinov2_protocol_config_changes_only_norm_and_slide_test() -> None:
+    """The defaults stay as they were; the variant adds the final norm and
+    DINOv2's slide test (512 crops, stride 341), nothing else."""
+    from mmengine.config import Config
+    base = Config.fromfile(str(PROBE_CFG)).to_dict()
+    variant = Config.fromfile(str(DINOV2_CFG)).to_dict()
+    assert 'out_norm' not in base['model']['backbone']
+    assert base['model']['test_cfg'] == dict(mode='whole')
+    assert variant['model']['backbone'].pop('out_norm') is True
+    assert variant['model'].pop('test_cfg') == dict(
+        mode='slide', crop_size=(512, 512), stride=(341, 341))
+    base['model'].pop('test_cfg')
+    assert variant == base
+
+
+def test_slide_test_is_whole_image_test_when_one_crop_covers_it() -> None:
+    """Known answer of mmseg's slide inference on the probe model: a crop
+    that covers the image gives the whole-image logits; 48-pixel crops at
+    stride 32 over a 64x96 image give logits of the same shape (and other
+    values: each crop sees less context)."""
+    from mmengine.config import Config, ConfigDict
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+
+    import selfpatch_mm.models  # noqa: F401
+    import selfpatch_mm.models.seg_heads  # noqa: F401
+    cfg = Config.fromfile(str(DINOV2_CFG))
+    cfg.model.backbone.init_cfg = None
+    cfg.model.backbone.out_norm = False  # no checkpoint to take it from
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+    x = torch.randn(1, 3, 64, 96)
+    meta = [dict(img_shape=(64, 96), ori_shape=(64, 96),
+                 pad_shape=(64, 96), padding_size=[0, 0, 0, 0])]
+    with torch.no_grad():
+        whole = model.whole_inference(x, meta)
+        model.test_cfg = ConfigDict(mode='slide', crop_size=(64, 96),
+                                    stride=(341, 341))
+        one = model.slide_inference(x, meta)
+        model.test_cfg = ConfigDict(mode='slide', crop_size=(48, 48),
+                                    stride=(32, 32))
+        tiled = model.slide_inference(x, meta)
+    torch.testing.assert_close(one, whole)
+    assert tiled.shape == whole.shape == (1, 150, 64, 96)
+    assert not torch.allclose(tiled, whole)
+
+
+@pytest.mark.slow
+def test_dinov2_protocol_probe_trains_and_tests(tmp_path: Path) -> None:
+    """Through tools/train.py and tools/test.py (slide test), from a
+    pretraining checkpoint: the probed maps are normalised with its
+    aggregation module's final norm, which the trained file keeps."""
+    ade_root = _ade.make_ade20k_folder(tmp_path / 'ade')
+    ckpt, weight, _ = _demo_checkpoint_with_norm(tmp_path / 'pre.pth')
+    options = _ade.tiny_options(ade_root, PROBE_HEAD)
+    options['model.test_cfg.crop_size'] = (48, 48)
+    options['model.test_cfg.stride'] = (32, 32)
+    cfg = derive_config(DINOV2_CFG, tmp_path / 'probe.py', options)
+    _ade._run([
+        TRAIN, cfg, '--work-dir', tmp_path / 'work', '--cfg-options',
+        f'model.backbone.init_cfg.checkpoint={ckpt}'
+    ], tmp_path)
+    trained = _state(tmp_path / 'work' / 'iter_4.pth')
+    torch.testing.assert_close(trained['backbone.neck_norm.weight'], weight)
+    out = _ade._run([
+        TEST, cfg, tmp_path / 'work' / 'iter_4.pth', '--work-dir',
+        tmp_path / 'test'
+    ], tmp_path)
+    assert re.search(r'mIoU: (\d+\.\d+)', out), out[-4000:]

@@ -25,6 +25,35 @@ PAPER_CFG = CONFIGS / 'selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py'
 DTYPES = [torch.float16, torch.bfloat16]
 
 
+def _cpu_kind() -> str:
+    """``'amx'`` on CPUs with AMX bf16 tiles (Intel Sapphire Rapids and
+    newer), ``'avx'`` otherwise: their half-precision matmul kernels round
+    differently, so the bounds below are per kind."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = f.read()
+    except OSError:
+        return 'avx'
+    return 'amx' if 'amx_bf16' in flags else 'avx'
+
+
+# Largest relative error measured per CPU kind; the tests allow 2x that.
+# amx: Intel Xeon with AMX, 2 cores, 2026-12-08 (this issue's machine);
+# avx: AMD EPYC, 2 cores, AVX2 only, 2026-12-01 (docs/training_on_gpus.md).
+MEASURED = {
+    'amx': {
+        # the losses at the demo's large batch, max over loss_cls/patch
+        'large_batch': {torch.float16: 2.8e-4, torch.bfloat16: 8.1e-4},
+        # paper-shape gradients: (global relative L2, worst single tensor)
+        'grads': {'float16': (0.0016, 0.0021), 'bfloat16': (0.0143, 0.0273)},
+    },
+    'avx': {
+        'large_batch': {torch.float16: 2.0e-4, torch.bfloat16: 1.3e-3},
+        'grads': {'float16': (0.0016, 0.0028), 'bfloat16': (0.014, 0.027)},
+    },
+}[_cpu_kind()]
+
+
 def _build(config):
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
@@ -49,8 +78,9 @@ def test_loss_functions_reduce_in_fp32_under_autocast(dtype):
         patch = per_view_patch_cross_entropy(s.to(dtype), q, 0.1)
         cls = cross_view_cross_entropy(s[:, :, 0].to(dtype), q[:, :, 0], 0.1)
     assert patch.dtype == cls.dtype == torch.float32
-    # Only the rounding of the inputs to ``dtype`` differs.
-    rtol = 2e-3 if dtype is torch.float16 else 2e-2
+    # Only the rounding of the inputs to ``dtype`` differs (the same on
+    # every CPU): measured 2.7e-6 (fp16) and 6.6e-5 (bf16); 2x that.
+    rtol = 6e-6 if dtype is torch.float16 else 1.4e-4
     torch.testing.assert_close(patch, ref_patch, rtol=rtol, atol=0)
     torch.testing.assert_close(cls, ref_cls, rtol=rtol, atol=0)
 
@@ -80,16 +110,17 @@ def demo_large_batch():
 
 
 @pytest.mark.parametrize('dtype', DTYPES)
-def test_large_batch_losses_finite_and_within_2_percent(demo_large_batch,
-                                                        dtype):
+def test_large_batch_losses_finite_and_close_to_fp32(demo_large_batch,
+                                                     dtype):
     model, views, ref = demo_large_batch
+    bound = 2 * MEASURED['large_batch'][dtype]
     with torch.no_grad(), torch.autocast('cpu', dtype=dtype):
         losses = copy.deepcopy(model).loss(views, None)
     for name, value in losses.items():
         assert value.dtype == torch.float32, name
         assert torch.isfinite(value), (name, value)
         rel = abs(value.item() - ref[name].item()) / abs(ref[name].item())
-        assert rel < 0.02, (name, value.item(), ref[name].item())
+        assert rel < bound, (name, value.item(), ref[name].item())
 
 
 def _grads(model, inputs, wrapper_cfg):
@@ -126,12 +157,12 @@ def paper_model_and_views():
     return model, views, ref
 
 
-# Measured on this project's CPU (AMD EPYC, 2026-12-01): fp16 0.16% global
-# / 0.28% worst tensor; bf16 1.4% / 2.7% (its 8-bit mantissa, through 12
-# blocks and the positives chosen from bf16 tokens). At 2 images and 8 local
-# crops an Intel Xeon measured bf16 6.1% / 15%; the bf16 bounds keep that
-# room for other CPUs' kernels.
-GRAD_TOLERANCE = {'float16': (0.01, 0.03), 'bfloat16': (0.12, 0.30)}
+# 2x the errors measured at these shapes on the CPU kind that runs the test
+# (MEASURED above): bf16's 8-bit mantissa, through 12 blocks, the positives
+# chosen from bf16 tokens and the prototype layer (the worst tensor on both
+# kinds is a head's last layer). At 2 images and 8 local crops an Intel Xeon
+# measured bf16 6.1% / 15% (docs/training_on_gpus.md).
+GRAD_TOLERANCE = {k: (2 * g, 2 * t) for k, (g, t) in MEASURED['grads'].items()}
 
 
 @pytest.mark.parametrize('dtype', ['float16', 'bfloat16'])

@@ -1,5 +1,10 @@
-# ViT-S/16 from SelfPatch pretraining as a 4-scale mmseg backbone (blocks
+# ViT-S/16 from SelfPatch pretraining as a 4-map mmseg backbone (blocks
 # 2/5/8/11, as the official Semantic FPN), shared by the ADE20K configs.
+# `selfpatch_backbone` resamples the maps to strides 4/8/16/32 (the official
+# detection backbone's pyramid, out_mode='pyramid': UperNet and the
+# resampled Semantic FPN variant); `selfpatch_backbone_patch_stride` gives
+# the four maps unchanged at stride 16, as the official segmentation
+# backbone (the Semantic FPN config).
 # They use these as `{{_base_.selfpatch_backbone}}` etc.: the mmseg model
 # bases already define `model`, and bases may not share keys.
 selfpatch_backbone = dict(
@@ -26,6 +31,8 @@ selfpatch_backbone = dict(
         type='Pretrained',
         checkpoint='work_dirs/selfpatch_vit-small-p16_8xb128-coslr-300e_in1k/'
         'epoch_300.pth'))
+selfpatch_backbone_patch_stride = dict(
+    selfpatch_backbone, out_mode='patch_stride')
 # Training crops are padded to 512x512 after normalisation (pad 0 = the mean
 # colour, labels 255), as the official Pad; whole test images are not padded
 # here but inside the backbone (pad_to_patch above).

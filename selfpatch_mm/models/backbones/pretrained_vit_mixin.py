@@ -9,7 +9,7 @@ ViTs load the file themselves, through :mod:`selfpatch_mm.checkpoint`
 backbones, the frozen probe and the analysis tools all come through here.
 """
 import math
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from mmengine.logging import MMLogger
@@ -108,9 +108,21 @@ class PretrainedViTMixin:
         if report.missing or report.unexpected or report.mismatched:
             logger.warning(f'{name}: partial load of {checkpoint}: '
                            f'{report.summary(examples=10)}')
+        self.load_extra_weights(ckpt, checkpoint, checkpoint_key)
         missing = sorted(report.missing +
                          [m.split(':')[0] for m in report.mismatched])
         return dict(missing=missing, unexpected=report.unexpected)
+
+    def load_extra_weights(self, ckpt: Any, checkpoint: str,
+                           checkpoint_key: str) -> None:
+        """Take weights beyond the ViT's from the same, already read
+        file (a subclass's extra modules); nothing by default.
+
+        Args:
+            ckpt: The loaded file.
+            checkpoint (str): Its name, for messages.
+            checkpoint_key (str): ``'teacher'`` or ``'student'``.
+        """
 
     def _fit_stored_pos_embed(self, stored: torch.Tensor,
                               checkpoint: str) -> torch.Tensor:

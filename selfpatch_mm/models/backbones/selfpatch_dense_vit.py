@@ -1,13 +1,15 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
-"""SelfPatch ViT with a simple feature pyramid for dense transfer.
+"""SelfPatch ViT with four feature maps for dense transfer.
 
 SelfPatch (https://arxiv.org/abs/2206.07990) evaluates its ViT-S/16 on COCO
-(Mask R-CNN + FPN) and ADE20K (Semantic FPN). The official detection
-backbone (``detection/backbone/vit_SelfPatch.py``) takes the tokens of four
-blocks, without a final norm, and turns them into strides 4, 8, 16 and 32
-with transposed convolutions and max pooling. This module does the same on
-top of :class:`SelfPatchViT`, so it loads our pretraining checkpoints
-directly.
+(Mask R-CNN + FPN) and ADE20K (Semantic FPN). Both official backbones take
+the tokens of four blocks, without a final norm. The detection backbone
+(``detection/backbone/vit_SelfPatch.py``) turns them into strides 4, 8, 16
+and 32 with transposed convolutions and max pooling (``out_mode='pyramid'``);
+the segmentation backbone (``segmentation/backbones/vit_SelfPatch.py``,
+``forward``) gives the four maps as they are, all at the patch stride
+(``out_mode='patch_stride'``). This module does either on top of
+:class:`SelfPatchViT`, so it loads our pretraining checkpoints directly.
 """
 import copy
 from typing import List, Optional, Sequence, Tuple
@@ -25,15 +27,18 @@ from .selfpatch_vit import SelfPatchViT
 __all__ = ['SelfPatchDenseViT']
 
 _OUT_STRIDES = (4, 8, 16, 32)
+OUT_MODES = ('pyramid', 'patch_stride')
 
 
 @MODELS.register_module()
 class SelfPatchDenseViT(SelfPatchViT):
-    """ViT backbone giving four maps at strides 4, 8, 16 and 32.
+    """ViT backbone giving four maps of blocks ``out_indices``.
 
-    The tokens after blocks ``out_indices`` (no final norm, as in the
-    official detection backbone) are reshaped to ``(B, C, H/p, W/p)`` and
-    resampled; with ``patch_size=16``:
+    The tokens after blocks ``out_indices`` (no final norm, as in both
+    official backbones) are reshaped to ``(B, C, H/p, W/p)``. With
+    ``out_mode='patch_stride'`` (the official segmentation backbone) they are
+    returned as they are. With ``out_mode='pyramid'`` (the default, the
+    official detection backbone) they are resampled; with ``patch_size=16``:
 
     - stride 4: ConvTranspose2d(2, 2) -> norm -> GELU -> ConvTranspose2d;
     - stride 8: ConvTranspose2d(2, 2);
@@ -60,13 +65,21 @@ class SelfPatchDenseViT(SelfPatchViT):
         patch_size (int): Patch size; 16 or 8 (any power of two from 4 to
             32 works). Defaults to 16.
         out_indices (Sequence[int]): Four block indices, shallow to deep, for
-            strides 4, 8, 16, 32. Defaults to (3, 5, 7, 11) (official
-            detection config); the official segmentation uses (2, 5, 8, 11).
+            strides 4, 8, 16, 32 (all at the patch stride with
+            ``out_mode='patch_stride'``). Defaults to (3, 5, 7, 11)
+            (official detection config); the official segmentation uses
+            (2, 5, 8, 11).
+        out_mode (str): ``'pyramid'`` (default): strides 4, 8, 16, 32
+            through the resamplers above (three layers that pretraining
+            did not train). ``'patch_stride'``: the four maps unchanged at
+            the patch stride, no resampling layers, as the official
+            Semantic FPN backbone.
         drop_path_rate (float): Stochastic depth rate. Defaults to 0.
         norm_cfg (dict): Norm between the two stride-4 deconvolutions:
             ``dict(type='SyncBN')`` (default, GPU clusters), ``'BN'`` or
             ``'LN2d'``. Without CUDA, SyncBN falls back to BN with a log
-            line (SyncBN cannot synchronise CPU tensors).
+            line (SyncBN cannot synchronise CPU tensors). Unused with
+            ``out_mode='patch_stride'``.
         frozen_stages (int): -1 trains everything; 0 freezes the patch and
             position embeddings; k > 0 also freezes blocks ``0..k-1``.
             Defaults to -1.
@@ -101,6 +114,7 @@ class SelfPatchDenseViT(SelfPatchViT):
                  img_size: int = 224,
                  patch_size: int = 16,
                  out_indices: Sequence[int] = (3, 5, 7, 11),
+                 out_mode: str = 'pyramid',
                  drop_path_rate: float = 0.0,
                  norm_cfg: dict = dict(type='SyncBN'),
                  frozen_stages: int = -1,
@@ -115,6 +129,10 @@ class SelfPatchDenseViT(SelfPatchViT):
             raise ValueError(f'pos_embed_resize must be one of '
                              f'{sorted(POS_EMBED_RESIZE)}, got '
                              f'{pos_embed_resize!r}.')
+        if out_mode not in OUT_MODES:
+            raise ValueError(f'out_mode must be one of {OUT_MODES}, got '
+                             f'{out_mode!r}.')
+        self.out_mode = out_mode
         self.pos_embed_resize = pos_embed_resize
         self.pad_to_patch = pad_to_patch
         out_indices = list(out_indices)
@@ -131,11 +149,12 @@ class SelfPatchDenseViT(SelfPatchViT):
             raise ValueError('out_indices must be increasing (shallow to '
                              f'deep), got {out_indices}.')
         self.dense_frozen_stages = frozen_stages
-        norm_cfg = self._resolve_norm_cfg(norm_cfg)
-        for i, stride in enumerate(_OUT_STRIDES, 1):
-            self.add_module(f'fpn{i}',
-                            self._make_resampler(patch_size, stride,
-                                                 norm_cfg))
+        if out_mode == 'pyramid':
+            norm_cfg = self._resolve_norm_cfg(norm_cfg)
+            for i, stride in enumerate(_OUT_STRIDES, 1):
+                self.add_module(
+                    f'fpn{i}',
+                    self._make_resampler(patch_size, stride, norm_cfg))
         self._freeze()
 
     @staticmethod
@@ -217,12 +236,15 @@ class SelfPatchDenseViT(SelfPatchViT):
                 size (any size with ``pad_to_patch``).
 
         Returns:
-            tuple[Tensor]: Four ``(B, C, H/s, W/s)`` maps, s = 4, 8, 16, 32.
+            tuple[Tensor]: Four ``(B, C, H/s, W/s)`` maps, s = 4, 8, 16, 32
+            (``'pyramid'``) or s = the patch size (``'patch_stride'``).
         """
         if self.pad_to_patch:
             p = self.patch_size
             x = nn.functional.pad(x,
                                   (0, -x.shape[-1] % p, 0, -x.shape[-2] % p))
         feats = super().forward(x)
+        if self.out_mode == 'patch_stride':
+            return tuple(feats)
         return tuple(
             getattr(self, f'fpn{i}')(f) for i, f in enumerate(feats, 1))

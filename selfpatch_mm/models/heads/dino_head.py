@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..utils.init_cfg import is_pretrained_init
+from ..utils.precision import autocast_off
 
 
 @MODELS.register_module()
@@ -30,6 +31,11 @@ class DINOHead(BaseModule):
         bottleneck_channels (int): Width before the last layer (256).
         num_layers (int): MLP layers. Defaults to 3.
         norm_last_layer (bool): Freeze the weight-norm magnitude at 1.
+        fp32_last_layer (bool): Run the weight-normalised prototype layer in
+            fp32 under autocast. The official head (and the default) runs
+            it in the autocast dtype, which rounds the logits (bf16: 8
+            mantissa bits) before the 0.04 teacher temperature divides
+            them; docs/training_on_gpus.md has the measured effect.
         loss (dict, optional): Loss config; the teacher's copy has none.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -41,6 +47,7 @@ class DINOHead(BaseModule):
                  bottleneck_channels: int = 256,
                  num_layers: int = 3,
                  norm_last_layer: bool = True,
+                 fp32_last_layer: bool = False,
                  loss: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -58,6 +65,7 @@ class DINOHead(BaseModule):
         with torch.no_grad():
             g.fill_(1)
         g.requires_grad_(not norm_last_layer)
+        self.fp32_last_layer = fp32_last_layer
         self.loss_module = MODELS.build(loss) if loss is not None else None
 
     def init_weights(self) -> None:
@@ -72,6 +80,9 @@ class DINOHead(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Project ``(..., C)`` tokens to ``(..., out_channels)`` logits."""
         x = F.normalize(self.mlp(x), dim=-1, p=2)
+        if self.fp32_last_layer:
+            with autocast_off(x):
+                return self.last_layer(x.float())
         return self.last_layer(x)
 
     def loss(self, student_logits: Any, teacher_logits: Any) -> torch.Tensor:

@@ -144,3 +144,50 @@ def test_error_on_arch_mismatch(demo_ckpt):
     model = SelfPatchDenseViT(**dict(TINY, patch_size=16))
     with pytest.raises(ValueError, match='patch_embed.projection.weight'):
         model.load_pretrained(path)
+
+
+def _official_segmentation_forward(model, x):
+    """The official segmentation backbone's forward, written from
+    alinlab/SelfPatch ``segmentation/backbones/vit_SelfPatch.py``
+    (``SelfPatch_ViT.forward``, lines 366-384, commit 81aef14): patch
+    embedding, position embedding, then the raw tokens after each block of
+    ``out_indices`` reshaped to ``(B, C, H/p, W/p)``; no resampling, no final
+    norm."""
+    tokens, hw = model.patch_embed(x)
+    tokens = model.drop_after_pos(tokens + model.pos_embed)
+    outs = []
+    for i, layer in enumerate(model.layers):
+        tokens = layer(tokens)
+        if i in model.out_indices:
+            b, _, c = tokens.shape
+            outs.append(tokens.reshape(b, hw[0], hw[1], c).permute(0, 3, 1, 2))
+    return outs
+
+
+def test_patch_stride_mode_is_the_official_segmentation_backbone():
+    model = SelfPatchDenseViT(out_mode='patch_stride',
+                              **dict(TINY, out_indices=(0, 1, 2, 3)))
+    # no resampling layers at all (nothing untrained between ViT and FPN)
+    assert not any(n.startswith('fpn') for n, _ in model.named_modules())
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        outs = model(x)
+        ref = _official_segmentation_forward(model, x)
+    assert [tuple(o.shape) for o in outs] == [(2, 96, 8, 8)] * 4
+    for out, expected in zip(outs, ref):
+        torch.testing.assert_close(out, expected)
+    # the layer outputs really differ (four blocks, not one map four times)
+    assert not torch.allclose(outs[0], outs[3])
+
+
+def test_patch_stride_mode_loads_pyramid_checkpoints(demo_ckpt):
+    """The ViT weights are the same in both modes: a pretraining checkpoint
+    loads fully, and so does the pyramid model's state (its fpn keys are not
+    the ViT's)."""
+    path, _ = demo_ckpt
+    model = SelfPatchDenseViT(out_mode='patch_stride', **TINY)
+    report = model.load_pretrained(path)
+    assert report == dict(missing=[], unexpected=[])
+    with pytest.raises(ValueError, match="out_mode must be one of"):
+        SelfPatchDenseViT(out_mode='stride16', **TINY)

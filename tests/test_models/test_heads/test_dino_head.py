@@ -57,3 +57,23 @@ def test_paper_sizes():
     assert dims == [2048, 2048, 256]
     assert head.last_layer.weight.shape == (4096, 256)
     assert head.loss_module is None
+
+
+def test_fp32_last_layer_under_bf16_autocast():
+    """``fp32_last_layer``: under autocast the prototype logits are the fp32
+    product of the (bf16-computed, normalised) bottleneck features with the
+    fp32 weight; by default (as officially) the layer runs in bf16."""
+    torch.manual_seed(0)
+    head = DINOHead(16, 64, hidden_channels=24, bottleneck_channels=8)
+    head.init_weights()
+    x = torch.randn(5, 16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        default = head(x)
+        head.fp32_last_layer = True
+        exact = head(x)
+        feats = F.normalize(head.mlp(x), dim=-1, p=2)
+    assert default.dtype == torch.bfloat16 and exact.dtype == torch.float32
+    expected = feats.float() @ head.last_layer.weight.t()
+    torch.testing.assert_close(exact, expected)
+    # the bf16 layer rounds the logits: about 2^-8 relative
+    assert (default.float() - expected).abs().max() > 1e-4
