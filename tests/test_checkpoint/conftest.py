@@ -79,14 +79,18 @@ def runner_ckpt(tmp_path_factory) -> str:
     hub, optimizer and schedulers."""
     work_dir = tmp_path_factory.mktemp('demo_run')
     train = load_tool('tools/train.py')
-    train.main([
-        DEMO_CFG, '--work-dir', str(work_dir), '--cfg-options',
-        'train_cfg.max_epochs=1', 'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'train_dataloader.prefetch_factor=None',
-        'train_dataloader.dataset.indices=8',
-        'default_hooks.logger.interval=100'
-    ])
+    with pytest.MonkeyPatch.context() as mp:
+        # parse_args exports LOCAL_RANK: keep it to this run
+        mp.setenv('LOCAL_RANK', '0')
+        mp.delenv('LOCAL_RANK')
+        train.main([
+            DEMO_CFG, '--work-dir', str(work_dir), '--cfg-options',
+            'train_cfg.max_epochs=1', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            'train_dataloader.prefetch_factor=None',
+            'train_dataloader.dataset.indices=8',
+            'default_hooks.logger.interval=100'
+        ])
     path = work_dir / 'epoch_1.pth'
     assert path.is_file()
     return str(path)

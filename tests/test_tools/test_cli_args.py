@@ -22,8 +22,13 @@ def _tool(name: str):
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    monkeypatch.delenv('LOCAL_RANK', raising=False)
-    monkeypatch.delenv('SELFPATCH_ALLOW_UNSAFE_PICKLE', raising=False)
+    """Both variables unset during the test and restored after it: the
+    ``setenv`` records their state (``delenv(raising=False)`` on an unset
+    variable records nothing, and ``parse_args`` then sets them for good);
+    tests/conftest.py fails a test that leaks them."""
+    for name in ('LOCAL_RANK', 'SELFPATCH_ALLOW_UNSAFE_PICKLE'):
+        monkeypatch.setenv(name, 'recorded')
+        monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize('name,positionals', [
