@@ -1,8 +1,14 @@
 """Fixtures shared by every test folder."""
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from mmengine.registry import DefaultScope, init_default_scope
+
+# --import-mode=importlib puts no test folder on sys.path: this one makes
+# the shared ``helpers`` package importable from every test.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from selfpatch_mm.testing import derive_config
+from helpers import derive_config
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]

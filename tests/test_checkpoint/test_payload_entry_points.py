@@ -8,9 +8,9 @@ Runner checkpoint, ``load_from`` of it, the dense backbone)."""
 import pytest
 import torch
 from checkpoint_helpers import DEMO_CFG, REPO, build_demo_model, load_tool
+from helpers import TINY_DENSE_VIT as TINY_DENSE
 
 from selfpatch_mm.checkpoint import UnsafeCheckpointError
-from selfpatch_mm.testing import TINY_DENSE_VIT as TINY_DENSE
 
 TINY_VIT = dict(arch=TINY_DENSE['arch'], img_size=64, patch_size=8)
 IMAGE = str(REPO / 'demo' / 'images' / 'scene_003.jpg')

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
+from helpers import tool_env
 from mmengine.config import Config
-
-from selfpatch_mm.testing import tool_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / 'tools' / 'train.py'

@@ -15,8 +15,7 @@ from typing import List
 import numpy as np
 import pytest
 import torch
-
-from selfpatch_mm.testing import run_command, tool_env
+from helpers import run_command, tool_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / 'tools' / 'train.py'
@@ -99,7 +98,7 @@ def tiny_config(tmp_path: Path) -> Path:
 
 def _run(cmd: List[str], cwd: Path, timeout: int = 120) -> str:
     """Run a command, fail the test with its output when it fails."""
-    return run_command(cmd, cwd, timeout=timeout)
+    return run_command(cmd, cwd, timeout=timeout).stdout
 
 
 def _load(path: Path) -> dict:
@@ -157,7 +156,7 @@ def test_default_work_dir_and_amp_without_cuda(tiny_config: Path,
     if torch.cuda.is_available():
         pytest.skip('checks the CPU-only error of --amp')
     out = run_command([sys.executable, TRAIN, tiny_config, '--amp'],
-                      tmp_path, expect_ok=False, timeout=120)
+                      tmp_path, expect_ok=False, timeout=120).stdout
     assert "AmpOptimWrapper needs a CUDA device" in out
     # nothing was built: the default work dir was not created
     assert not (tmp_path / 'work_dirs').exists()
