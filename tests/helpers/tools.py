@@ -24,7 +24,7 @@ PathLike = Union[str, Path]
 
 
 def tool_env(extra_paths: Iterable[PathLike] = (),
-             threads: int = 1,
+             threads: Optional[int] = 1,
              **overrides: str) -> Dict[str, str]:
     """Environment of a tool subprocess: this checkout (then
     ``extra_paths``, then the caller's ``PYTHONPATH``) importable and
@@ -33,14 +33,16 @@ def tool_env(extra_paths: Iterable[PathLike] = (),
     Args:
         extra_paths (Iterable[PathLike]): More import roots (e.g. a test's
             folder of custom hooks).
-        threads (int): ``OMP_NUM_THREADS``.
+        threads (int, optional): ``OMP_NUM_THREADS``; None keeps the
+            caller's.
         **overrides: More variables to set.
 
     Returns:
         dict: A copy of ``os.environ`` with these set.
     """
     env = dict(os.environ)
-    env['OMP_NUM_THREADS'] = str(threads)
+    if threads is not None:
+        env['OMP_NUM_THREADS'] = str(threads)
     paths = [str(REPO_ROOT), *map(str, extra_paths)]
     if env.get('PYTHONPATH'):
         paths.append(env['PYTHONPATH'])
