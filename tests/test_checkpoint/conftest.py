@@ -15,7 +15,8 @@ import torch
 # import checkpoint_helpers too.
 sys.path.insert(0, str(Path(__file__).parent))
 from checkpoint_helpers import (DEMO_CFG, Payload, PayloadFiles,  # noqa: E402
-                                build_demo_model, load_tool)
+                                build_demo_model)
+from helpers import load_tool  # noqa: E402
 
 
 @pytest.fixture(scope='session')
@@ -65,10 +66,13 @@ def payload(tmp_path_factory, http_root, demo_state) -> PayloadFiles:
 def torch_home(tmp_path, monkeypatch) -> Path:
     """Downloads go to a fresh cache per test, never to ~/.cache; the
     unsafe opt-in is off, and restored after tests that set it (through
-    ``--allow-unsafe-pickle`` too)."""
+    ``--allow-unsafe-pickle`` too), as is the ``LOCAL_RANK`` that an
+    in-process ``tools/train.py``/``test.py`` exports."""
     home = tmp_path / 'torch_home'
     monkeypatch.setenv('TORCH_HOME', str(home))
     monkeypatch.setenv('SELFPATCH_ALLOW_UNSAFE_PICKLE', '')
+    monkeypatch.setenv('LOCAL_RANK', '0')  # records its state for teardown
+    monkeypatch.delenv('LOCAL_RANK')
     return home
 
 

@@ -7,8 +7,9 @@ through the same entry points are tested beside them (a resume of a real
 Runner checkpoint, ``load_from`` of it, the dense backbone)."""
 import pytest
 import torch
-from checkpoint_helpers import DEMO_CFG, REPO, build_demo_model, load_tool
+from checkpoint_helpers import DEMO_CFG, REPO, build_demo_model
 from helpers import TINY_DENSE_VIT as TINY_DENSE
+from helpers import load_tool
 
 from selfpatch_mm.checkpoint import UnsafeCheckpointError
 

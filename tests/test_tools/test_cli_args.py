@@ -1,23 +1,17 @@
 """tools/train.py and tools/test.py share their Runner arguments through
 selfpatch_mm.utils.cli; the command lines stay as before."""
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
+from helpers import load_tool
 
-TOOLS = Path(__file__).resolve().parents[2] / 'tools'
 COMMON = ['--work-dir', 'wd', '--cfg-options', 'a.b=1', 'c=[1,2]',
           '--launcher', 'pytorch', '--local-rank', '3',
           '--allow-unsafe-pickle']
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'cli_{name}',
-                                                  TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'tools/{name}.py')
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 The official files are fabricated here with the demo model's tiny sizes and
 the official key names (alinlab/SelfPatch ``main_selfpatch.py``)."""
-import importlib.util
+import contextlib
+import io
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
+from helpers import load_tool as _load_tool
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
@@ -21,11 +21,7 @@ C, LAYERS, HID, BOT = 96, 4, 256, 64
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load_tool(osp.join(TOOLS, f'{name}.py'))
 
 
 def _linear(out_f, in_f):
@@ -91,18 +87,17 @@ def official_full(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def converted(official_full, tmp_path_factory):
-    """The full official file through the CLI (a real subprocess)."""
+    """The full official file through the converter's command line (its
+    ``main(argv)``, in-process: nothing here needs a fresh process)."""
     src, _ = official_full
     dst = str(tmp_path_factory.mktemp('mm') / 'selfpatch_mm.pth')
-    proc = subprocess.run(
-        [sys.executable, osp.join(TOOLS, 'official_to_mm.py'), src, dst],
-        capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
-    assert 'full SelfPatch model' in proc.stdout
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        load_tool('official_to_mm').main([src, dst])
+    assert 'full SelfPatch model' in out.getvalue()
     return dst
 
 
-@pytest.mark.slow
 def test_full_checkpoint_loads_strictly_into_selfpatch(official_full,
                                                        converted):
     _, official = official_full
@@ -131,7 +126,6 @@ def test_full_checkpoint_loads_strictly_into_selfpatch(official_full,
                                official['dino_loss']['patch_center'])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('key', ['teacher', 'student'])
 def test_round_trip_to_backbone(official_full, converted, tmp_path, key):
     """official -> ours -> backbone-only gives the official tensors."""

@@ -9,14 +9,16 @@ import torch
 
 # --import-mode=importlib puts no test folder on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
-from dense_eval_utils import DEMO_CONFIG  # noqa: E402
-from dense_eval_utils import run_tool, save_demo_checkpoint  # noqa: E402
+from dense_eval_utils import save_demo_checkpoint  # noqa: E402
+from helpers import DEMO_CONFIG, run_tool  # noqa: E402
 
 from selfpatch_mm.evaluation import draw_positives  # noqa: E402
 from selfpatch_mm.evaluation import (load_pretrained_selfpatch,  # noqa: E402
                                      pca_rgb, resize_to_patches,
                                      visualize_patches)
 from selfpatch_mm.models.utils import match_positives  # noqa: E402
+
+TOOL = 'tools/analysis_tools/visualize_patches.py'
 
 
 @pytest.fixture(scope='module')
@@ -79,7 +81,7 @@ def test_tool_writes_pictures(checkpoint, tmp_path):
     img_path = tmp_path / 'img.jpg'
     cv2.imwrite(str(img_path), _image(75, 110))
     out = tmp_path / 'pictures'
-    proc = run_tool('visualize_patches.py', DEMO_CONFIG, checkpoint,
+    proc = run_tool(TOOL, DEMO_CONFIG, checkpoint,
                     str(img_path), '--out-dir', str(out), '--size', '48',
                     '--queries', '3', '--scale', '4', '--device', 'cpu')
     assert 'query patch' in proc.stdout
