@@ -6,7 +6,12 @@ per-parameter clipping, the frozen last layers of the first epoch, AdamW
 with the official weight-decay groups, the EMA teacher and both centres.
 
 Tiny ViT (the demo's: 96-d, 4 blocks, patch 8), 2 images, 2 global crops
-of 64 px and 2 local crops of 32 px, fp32: the two agree to about 1e-5.
+of 64 px and 2 local crops of 32 px, fp32. Measured: ``loss_cls`` equal,
+``loss_patch`` 2.7e-5 apart (relative), the gradients into AdamW within
+1e-4 of each tensor's norm, the student after the step within 8e-4 of
+each tensor's step (AdamW's first step is the gradient's sign, so an
+element whose gradient is near rounding noise can take either), teacher
+and centres within 1e-7; each bound below says its margin.
 The teacher is moved away from the student and the centres are non-zero,
 so the teacher's path, the centring and the EMA all count. Stochastic
 depth is off (the official student's 0.1 draws its own masks).
