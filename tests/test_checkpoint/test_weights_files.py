@@ -8,7 +8,6 @@ from helpers import load_tool
 from selfpatch_mm.checkpoint import load_checkpoint_file
 
 
-
 @pytest.fixture(scope='module')
 def extract():
     return load_tool('tools/model_converters/extract_backbone.py').main

@@ -120,6 +120,14 @@ class OfficialSelfPatch:
         self.patch_center = model.patch_head.loss_module.center.detach(
         ).clone().view(1, -1)
 
+    def _cross_entropy(self, q: torch.Tensor,
+                       student: torch.Tensor) -> torch.Tensor:
+        """``torch.sum(-q * F.log_softmax(p / student_temp, dim=-1),
+        dim=-1).mean()``, as both terms of ``DINOLoss.forward`` write it."""
+        return torch.sum(
+            -q * F.log_softmax(student / self.student_temp, dim=-1),
+            dim=-1).mean()
+
     def loss(self, student_output, teacher_output, ncrops: int):
         """``DINOLoss.forward``: total, cls and patch losses."""
         student_cls = student_output[0][0].chunk(2) + \
@@ -140,20 +148,12 @@ class OfficialSelfPatch:
                     q_pat = F.softmax(
                         (teacher_loc[iq] - self.patch_center) / self.temp,
                         dim=-1).detach()
-                    patch_loss = torch.sum(
-                        -q_pat * F.log_softmax(
-                            student_loc[v] / self.student_temp, dim=-1),
-                        dim=-1)
-                    p_loss += patch_loss.mean()
+                    p_loss += self._cross_entropy(q_pat, student_loc[v])
                     m_loss_terms += 1
                 else:
                     if iq > 1:
                         continue
-                    cls_loss = torch.sum(
-                        -q_cls * F.log_softmax(
-                            student_cls[v] / self.student_temp, dim=-1),
-                        dim=-1)
-                    c_loss += cls_loss.mean()
+                    c_loss += self._cross_entropy(q_cls, student_cls[v])
                     n_loss_terms += 1
         c_loss /= n_loss_terms
         p_loss /= m_loss_terms
