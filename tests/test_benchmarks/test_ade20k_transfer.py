@@ -22,8 +22,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from selfpatch_mm.testing import derive_config, run_command
+from helpers import derive_config, run_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / 'tools' / 'train.py'
@@ -41,7 +40,7 @@ IMG_H, IMG_W = 48, 64
 
 # The demo ViT (96-d, 4 blocks, patch 8), 64x64 crops, 4 classes; the rest
 # (EncoderDecoder, heads, AdamW + poly, SyncBN, CheckSegLabels, pipelines)
-# comes from the benchmark config (selfpatch_mm.testing.derive_config).
+# comes from the benchmark config (tests/helpers: derive_config).
 _LOADER = dict(num_workers=0, persistent_workers=False)
 # the first ADE20K classes (ids 0..3), so the table has 4 rows
 _META = dict(classes=('wall', 'building', 'sky', 'floor'))
@@ -106,7 +105,8 @@ UPERNET_HEADS = {
 
 def _run(cmd: List[str], cwd: Path, expect_ok: bool = True) -> str:
     """Run a tool; return its output, failing the test on a wrong status."""
-    return run_command([sys.executable, *cmd], cwd, expect_ok=expect_ok)
+    return run_command([sys.executable, *cmd], cwd,
+                       expect_ok=expect_ok).stdout
 
 
 def make_ade20k_folder(root: Path,

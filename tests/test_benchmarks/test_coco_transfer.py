@@ -6,12 +6,12 @@ import json
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_command, tool_env
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from PIL import Image, ImageDraw
@@ -135,12 +135,8 @@ def tiny_setup(tmp_path_factory):
     return tmp, cfg
 
 
-def run(args, **kwargs):
-    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True,
-                          **kwargs)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    return out
+def run(args, env=None):
+    return run_command(args, env=env or tool_env(threads=None)).stdout
 
 
 @pytest.mark.slow
@@ -180,7 +176,7 @@ def test_train_then_test_reports_box_and_mask_ap(tiny_setup):
 def test_dist_train_sh_accepts_config(tiny_setup):
     """torchrun with 1 CPU process (gloo); SyncBN falls back to BN."""
     tmp, cfg = tiny_setup
-    env = dict(os.environ, PORT='29577')
+    env = tool_env(threads=None, PORT='29577')
     out = run(['bash', 'tools/dist_train.sh', cfg, '1', '--work-dir',
                str(tmp / 'dist'), '--cfg-options', 'train_cfg.max_epochs=1'],
               env=env)

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from selfpatch_mm.testing import derive_config, run_command
+from helpers import derive_config, run_tool
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -99,15 +99,13 @@ def data(tmp_path_factory):
 def _train_and_test(cfg_src: Path, options: dict, data: dict, tmp: Path,
                     epochs: int) -> tuple:
     cfg = derive_config(cfg_src, tmp / 'cfg.py', options)
-    run = [sys.executable]
-    out = run_command(run + [
-        TRAIN, cfg, '--work-dir', tmp / 'work', '--cfg-options',
-        f"model.backbone.init_cfg.checkpoint={data['pretrain']}"
-    ], tmp, timeout=600)
+    out = run_tool(TRAIN, cfg, '--work-dir', tmp / 'work', '--cfg-options',
+                   f"model.backbone.init_cfg.checkpoint={data['pretrain']}",
+                   cwd=tmp, timeout=600).stdout
     trained = tmp / 'work' / f'epoch_{epochs}.pth'
     assert trained.is_file(), out[-3000:]
-    test_out = run_command(run + [TEST, cfg, trained, '--work-dir',
-                                  tmp / 'test'], tmp, timeout=300)
+    test_out = run_tool(TEST, cfg, trained, '--work-dir', tmp / 'test',
+                        cwd=tmp, timeout=300).stdout
     match = re.search(r'accuracy/top1: (\d+\.\d+)', test_out)
     assert match, test_out[-3000:]
     return out, float(match.group(1)), trained

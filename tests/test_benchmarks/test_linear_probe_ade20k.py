@@ -2,16 +2,18 @@
 
 After a short ``tools/train.py`` run from a pretraining checkpoint the
 backbone is bit-identical to the checkpoint's teacher, the head is one 1x1
-convolution after a BatchNorm, and ``tools/test.py`` prints mIoU.
+convolution after a BatchNorm, and ``tools/test.py`` prints the mIoU that
+the annotation files give for a probe with a known answer.
 """
 import importlib.util
 import re
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
-
-from selfpatch_mm.testing import derive_config
+from helpers import derive_config
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -49,7 +51,7 @@ def probe_run(tmp_path_factory):
         TRAIN, cfg, '--work-dir', work_dir, '--cfg-options',
         f'model.backbone.init_cfg.checkpoint={ckpt}'
     ], tmp)
-    return dict(tmp=tmp, cfg=cfg, pretrain=ckpt, out=out,
+    return dict(tmp=tmp, cfg=cfg, pretrain=ckpt, out=out, ade_root=ade_root,
                 trained=work_dir / 'iter_4.pth')
 
 
@@ -75,6 +77,7 @@ def _state(path: Path) -> dict:
     return ckpt.get('state_dict', ckpt)
 
 
+@pytest.mark.slow
 def test_probe_backbone_unchanged_and_head_is_linear(probe_run) -> None:
     out = probe_run['out']
     assert f"from {probe_run['pretrain']} (teacher" in out, out[-4000:]
@@ -128,14 +131,63 @@ def test_probe_model_frozen_in_train_mode() -> None:
     assert model.decode_head.training
 
 
-def test_probe_test_prints_miou(probe_run) -> None:
+def _constant_probe(trained: Path, path: Path, cls: int) -> Path:
+    """The trained probe with a classifier that predicts ``cls`` at every
+    pixel (zero weights, the bias picks the class)."""
+    from selfpatch_mm.checkpoint import load_checkpoint_file
+    ckpt = load_checkpoint_file(str(trained), 'cpu')
+    state = dict(ckpt['state_dict'])
+    weight = state['decode_head.conv_seg.weight']
+    state['decode_head.conv_seg.weight'] = torch.zeros_like(weight)
+    bias = torch.full((weight.shape[0], ), -1.0)
+    bias[cls] = 1.0
+    state['decode_head.conv_seg.bias'] = bias
+    torch.save({'state_dict': state, 'meta': ckpt.get('meta', {})}, path)
+    return path
+
+
+def _val_labels(ade_root: Path) -> np.ndarray:
+    """Every validation pixel's class, as mmseg reads the pngs with
+    ``reduce_zero_label``: 0 (unlabelled) becomes 255, ``v`` ``v - 1``."""
+    maps = [
+        cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(
+            (ade_root / 'annotations' / 'validation').glob('*.png'))
+    ]
+    values = np.concatenate([m.ravel() for m in maps]).astype(np.int64)
+    return np.where(values == 0, 255, values - 1)
+
+
+@pytest.mark.slow
+def test_probe_test_prints_known_miou(probe_run) -> None:
+    """tools/test.py on a probe that answers one class everywhere prints
+    the mIoU computed here from the annotation files.
+
+    Predicting class ``c`` at every pixel, the IoU of ``c`` is
+    #(label == c) / #(labelled pixels) (the union is every labelled pixel);
+    every other class present has IoU 0, and absent classes (0 / 0) are
+    left out of mmseg's mean. The class is the rarest present one, so a
+    wrong class, label shift or ignore index changes the figure.
+    """
+    labels = _val_labels(probe_run['ade_root'])
+    labelled = labels[labels != 255]
+    present, counts = np.unique(labelled, return_counts=True)
+    cls = int(present[np.argmin(counts)])
+    iou = counts.min() / labelled.size
+    want = 100 * iou / len(present)
+    ckpt = _constant_probe(probe_run['trained'], probe_run['tmp'] /
+                           f'constant_{cls}.pth', cls)
     out = _ade._run([
-        TEST, probe_run['cfg'], probe_run['trained'], '--work-dir',
-        probe_run['tmp'] / 'test'
+        TEST, probe_run['cfg'], ckpt, '--work-dir', probe_run['tmp'] / 'test'
     ], probe_run['tmp'])
     match = re.search(r'mIoU: (\d+\.\d+)', out)
     assert match, out[-4000:]
-    assert 0.0 <= float(match.group(1)) <= 100.0
+    assert float(match.group(1)) == pytest.approx(want, abs=0.006), (
+        cls, present, counts)
+    # the per-class table: c's IoU, 0 for the other classes present
+    name = _ade._META['classes'][cls]
+    row = re.search(rf'\|\s*{name}\s*\|\s*([\d.]+)\s*\|', out)
+    assert row, out[-4000:]
+    assert float(row.group(1)) == pytest.approx(100 * iou, abs=0.006)
 
 
 def test_probe_backbone_loads_a_standard_dino_vit(tmp_path: Path) -> None:
@@ -187,7 +239,7 @@ def _demo_checkpoint_with_norm(path: Path) -> tuple:
 
 def _frozen(ckpt: Path, **kwargs):
     from selfpatch_mm.models import FrozenSelfPatchViT
-    from selfpatch_mm.testing import DEMO_VIT_ARCH
+    from helpers import DEMO_VIT_ARCH
     model = FrozenSelfPatchViT(
         arch=DEMO_VIT_ARCH, img_size=64, patch_size=8, out_indices=(1, 3),
         init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)), **kwargs)

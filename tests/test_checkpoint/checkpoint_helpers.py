@@ -1,10 +1,8 @@
 """Helpers of the checkpoint-safety tests (importable by the test files;
 the fixtures live in conftest.py)."""
-import importlib.util
 import os
 import shlex
 from pathlib import Path
-from types import ModuleType
 from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,15 +25,6 @@ class PayloadFiles(NamedTuple):
     path: str  # local file
     url: str  # the same bytes, http://127.0.0.1:PORT/payload.pth
     marker: Path  # appears if the payload ever runs
-
-
-def load_tool(relpath: str) -> ModuleType:
-    """Import a script of ``tools/`` (they are not a package)."""
-    name = 'tool_' + relpath.replace('/', '_').replace('.py', '')
-    spec = importlib.util.spec_from_file_location(name, REPO / relpath)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_demo_model():

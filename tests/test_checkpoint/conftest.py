@@ -15,7 +15,8 @@ import torch
 # import checkpoint_helpers too.
 sys.path.insert(0, str(Path(__file__).parent))
 from checkpoint_helpers import (DEMO_CFG, Payload, PayloadFiles,  # noqa: E402
-                                build_demo_model, load_tool)
+                                build_demo_model)
+from helpers import load_tool  # noqa: E402
 
 
 @pytest.fixture(scope='session')
@@ -65,10 +66,13 @@ def payload(tmp_path_factory, http_root, demo_state) -> PayloadFiles:
 def torch_home(tmp_path, monkeypatch) -> Path:
     """Downloads go to a fresh cache per test, never to ~/.cache; the
     unsafe opt-in is off, and restored after tests that set it (through
-    ``--allow-unsafe-pickle`` too)."""
+    ``--allow-unsafe-pickle`` too), as is the ``LOCAL_RANK`` that an
+    in-process ``tools/train.py``/``test.py`` exports."""
     home = tmp_path / 'torch_home'
     monkeypatch.setenv('TORCH_HOME', str(home))
     monkeypatch.setenv('SELFPATCH_ALLOW_UNSAFE_PICKLE', '')
+    monkeypatch.setenv('LOCAL_RANK', '0')  # records its state for teardown
+    monkeypatch.delenv('LOCAL_RANK')
     return home
 
 
@@ -79,14 +83,18 @@ def runner_ckpt(tmp_path_factory) -> str:
     hub, optimizer and schedulers."""
     work_dir = tmp_path_factory.mktemp('demo_run')
     train = load_tool('tools/train.py')
-    train.main([
-        DEMO_CFG, '--work-dir', str(work_dir), '--cfg-options',
-        'train_cfg.max_epochs=1', 'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'train_dataloader.prefetch_factor=None',
-        'train_dataloader.dataset.indices=8',
-        'default_hooks.logger.interval=100'
-    ])
+    with pytest.MonkeyPatch.context() as mp:
+        # parse_args exports LOCAL_RANK: keep it to this run
+        mp.setenv('LOCAL_RANK', '0')
+        mp.delenv('LOCAL_RANK')
+        train.main([
+            DEMO_CFG, '--work-dir', str(work_dir), '--cfg-options',
+            'train_cfg.max_epochs=1', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            'train_dataloader.prefetch_factor=None',
+            'train_dataloader.dataset.indices=8',
+            'default_hooks.logger.interval=100'
+        ])
     path = work_dir / 'epoch_1.pth'
     assert path.is_file()
     return str(path)

@@ -7,10 +7,11 @@ through the same entry points are tested beside them (a resume of a real
 Runner checkpoint, ``load_from`` of it, the dense backbone)."""
 import pytest
 import torch
-from checkpoint_helpers import DEMO_CFG, REPO, build_demo_model, load_tool
+from checkpoint_helpers import DEMO_CFG, REPO, build_demo_model
+from helpers import TINY_DENSE_VIT as TINY_DENSE
+from helpers import load_tool
 
 from selfpatch_mm.checkpoint import UnsafeCheckpointError
-from selfpatch_mm.testing import TINY_DENSE_VIT as TINY_DENSE
 
 TINY_VIT = dict(arch=TINY_DENSE['arch'], img_size=64, patch_size=8)
 IMAGE = str(REPO / 'demo' / 'images' / 'scene_003.jpg')

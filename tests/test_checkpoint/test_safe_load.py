@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from checkpoint_helpers import Payload, build_demo_model, load_tool
+from checkpoint_helpers import Payload, build_demo_model
+from helpers import load_tool
 from mmengine.logging import HistoryBuffer
 
 from selfpatch_mm.checkpoint import (ALLOW_UNSAFE_ENV, CheckpointLoadError,

@@ -2,11 +2,10 @@
 and no accidental overwrite of the input or an existing file."""
 import pytest
 import torch
-from checkpoint_helpers import load_tool
+from helpers import TINY_DENSE_VIT as TINY_DENSE
+from helpers import load_tool
 
 from selfpatch_mm.checkpoint import load_checkpoint_file
-from selfpatch_mm.testing import TINY_DENSE_VIT as TINY_DENSE
-
 
 
 @pytest.fixture(scope='module')

@@ -10,13 +10,13 @@
 import os
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 import torch
+from helpers import start_tool
 # conftest.py puts this folder on sys.path
 from e2e_helpers import (make_demo_images, run_cmd, subprocess_env,
                          train_cmd, training_state, write_config)
@@ -141,12 +141,9 @@ def test_random_sigkills_and_cut_checkpoints_still_finish(tmp_path: Path):
         log = tmp_path / f'run{round_}.log'
         before = set(_epochs(work)) if work.exists() else set()
         with open(log, 'w') as out:
-            proc = subprocess.Popen(
-                [str(c) for c in train_cmd(cfg, work, '--resume')],
-                cwd=tmp_path,
-                env=subprocess_env(),
-                stdout=out,
-                stderr=subprocess.STDOUT)
+            proc = start_tool('tools/train.py', cfg, '--work-dir', work,
+                              '--resume', cwd=tmp_path,
+                              env=subprocess_env(), stdout=out)
             deadline = time.time() + 120
             while proc.poll() is None and time.time() < deadline and \
                     not set(_epochs(work)) - before:

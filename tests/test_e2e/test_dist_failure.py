@@ -4,14 +4,14 @@ the rank. The two ranks are plain ``tools/train.py --launcher pytorch``
 processes, so the test controls each one."""
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import start_tool
 # conftest.py puts this folder on sys.path
-from e2e_helpers import free_port, subprocess_env, train_cmd, write_demo_run
+from e2e_helpers import free_port, subprocess_env, write_demo_run
 
 TIMEOUT = 10  # seconds, via SELFPATCH_DIST_TIMEOUT
 
@@ -34,11 +34,9 @@ def _start_ranks(tmp_path: Path):
         log = tmp_path / f'rank{rank}.log'
         with open(log, 'w') as out:
             procs.append(
-                subprocess.Popen(
-                    [str(c) for c in train_cmd(cfg, tmp_path / 'work',
-                                               '--launcher', 'pytorch')],
-                    cwd=tmp_path, env=env, stdout=out,
-                    stderr=subprocess.STDOUT))
+                start_tool('tools/train.py', cfg, '--work-dir',
+                           tmp_path / 'work', '--launcher', 'pytorch',
+                           cwd=tmp_path, env=env, stdout=out))
         logs.append(log)
     # wait until training is under way (rank 0 logs every iteration)
     deadline = time.time() + 180

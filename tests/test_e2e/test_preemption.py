@@ -12,13 +12,13 @@ write is slowed down by a test module, which also marks when it starts).
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 import torch
+from helpers import start_tool
 # conftest.py puts this folder on sys.path
 from e2e_helpers import (PREEMPTION_TEST_HOOKS, load_ckpt, make_demo_images,
                          run_cmd, subprocess_env, train_cmd, training_state,
@@ -128,9 +128,9 @@ def _start(setup: Dict, cfg: Path, work: Path, slow: str) -> tuple:
     mark = setup['root'] / f'{work.name}.writing'
     env = dict(setup['env'], SLOW_CHECKPOINT=slow, SLOW_MARK=str(mark))
     log = open(setup['root'] / f'{work.name}.log', 'w')
-    proc = subprocess.Popen([str(c) for c in train_cmd(cfg, work)],
-                            cwd=setup['root'], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_tool('tools/train.py', cfg, '--work-dir', work,
+                      cwd=setup['root'], env=env, stdout=log,
+                      start_new_session=True)
     deadline = time.time() + 240
     while not mark.exists():
         assert proc.poll() is None and time.time() < deadline, \

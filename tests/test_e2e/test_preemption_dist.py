@@ -11,7 +11,6 @@ checkpoint.
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,10 +19,11 @@ from typing import Dict, List
 import pytest
 import torch
 # conftest.py puts this folder on sys.path
-from e2e_helpers import (PREEMPTION_TEST_HOOKS, REPO_ROOT, TRAIN, free_port,
+from e2e_helpers import (PREEMPTION_TEST_HOOKS, TRAIN, free_port,
                          load_ckpt, make_demo_images, run_cmd,
                          subprocess_env, training_state, with_test_hooks,
                          write_config)
+from helpers import start_tool
 
 from selfpatch_mm.engine.hooks import PREEMPTED_EXIT_CODE
 
@@ -121,12 +121,10 @@ def test_two_nodes_on_loopback_through_dist_train_sh(setup) -> None:
         env = dict(setup['env'], NNODES='2', NODE_RANK=str(node),
                    MASTER_ADDR='127.0.0.1', PORT=port)
         logs.append(root / f'node{node}.log')
-        nodes.append(subprocess.Popen(
-            ['bash', str(REPO_ROOT / 'tools' / 'dist_train.sh'), str(cfg),
-             '1', '--work-dir', str(work), '--cfg-options',
-             'train_cfg.max_epochs=20'],
-            cwd=root, env=env, stdout=open(logs[-1], 'w'),
-            stderr=subprocess.STDOUT, start_new_session=True))
+        nodes.append(start_tool(
+            'tools/dist_train.sh', cfg, '1', '--work-dir', work,
+            '--cfg-options', 'train_cfg.max_epochs=20', cwd=root, env=env,
+            stdout=open(logs[-1], 'w'), start_new_session=True))
     deadline = time.time() + 240
     while not (sums / 'teacher_rank1.txt').exists() or \
             len(_teacher_sums(sums, 1)) < 8:

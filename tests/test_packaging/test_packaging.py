@@ -1,6 +1,5 @@
 """Packaging for OpenMMLab users: the metafile names every config, the
 package ships its configs and tools for mim, and ``mim train`` runs."""
-import os
 import os.path as osp
 import shutil
 import subprocess
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run_command, tool_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,25 +91,16 @@ def test_mim_train_runs_the_demo(tmp_path):
                     '`pip install -e .` to create it')
     if not list(REPO_ROOT.glob('*.egg-info')):
         pytest.skip('no selfpatch_mm.egg-info in the repository')
-    env = dict(os.environ)
     # mim locates an installed package through pkg_resources; for an
     # editable (PEP 660) install that is site-packages, which has no
     # selfpatch_mm folder, so the repository (holding pip's egg-info)
-    # goes first on the path.
-    env['PYTHONPATH'] = os.pathsep.join(
-        [str(REPO_ROOT)] + [p for p in [env.get('PYTHONPATH')] if p])
+    # goes first on the path (as tool_env puts it).
     work_dir = tmp_path / 'work'
-    proc = subprocess.run([
-        'mim', 'train', 'selfpatch_mm', 'selfpatch_vit-tiny-p8_1xb8-2e_demo.py',
-        '--work-dir',
-        str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1',
+    run_command([
+        'mim', 'train', 'selfpatch_mm',
+        'selfpatch_vit-tiny-p8_1xb8-2e_demo.py', '--work-dir', work_dir,
+        '--cfg-options', 'train_cfg.max_epochs=1',
         'train_dataloader.dataset.indices=8', 'train_dataloader.batch_size=4',
         'train_dataloader.num_workers=0', 'default_hooks.logger.interval=1'
-    ],
-                          cwd=REPO_ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ], env=tool_env(threads=None), timeout=600)
     assert osp.isfile(work_dir / 'epoch_1.pth')

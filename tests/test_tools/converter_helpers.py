@@ -1,10 +1,10 @@
 """Helpers of the converter tests: the tools as modules, and fabricated
 authors' files (alinlab/SelfPatch ``main_selfpatch.py`` key names, commit
 81aef14) with the demo model's tiny sizes."""
-import importlib.util
 import os.path as osp
 
 import torch
+from helpers import load_tool as _load_tool
 
 TOOLS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
                  'tools', 'model_converters')
@@ -14,11 +14,7 @@ C, LAYERS, HID, BOT = 96, 4, 256, 64
 
 def load_tool(name):
     """Import ``tools/model_converters/NAME.py`` (not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load_tool(osp.join(TOOLS, f'{name}.py'))
 
 
 def _linear(out_f, in_f):

@@ -1,18 +1,12 @@
 """Shared helpers of the dense-evaluation tool tests: a demo checkpoint and
-a synthetic DAVIS-2017 video."""
-import subprocess
-import sys
+a synthetic DAVIS-2017 video (the tools run through tests/helpers)."""
 from pathlib import Path
 from typing import List
 
 import cv2
 import numpy as np
+from helpers import DEMO_CONFIG
 from PIL import Image
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = str(REPO_ROOT / 'configs' / 'selfpatch' /
-                  'selfpatch_vit-tiny-p8_1xb8-2e_demo.py')
-TOOLS = REPO_ROOT / 'tools' / 'analysis_tools'
 
 # Background green, object 1 red, object 2 blue (BGR).
 COLOURS = {0: (40, 150, 40), 1: (30, 30, 220), 2: (220, 60, 30)}
@@ -77,25 +71,3 @@ def make_davis(root: Path,
             cv2.imwrite(str(img_dir / f'{t:05d}.jpg'), img)
             write_label(ann_dir / f'{t:05d}.png', label)
     return root
-
-
-def load_tool(name: str):
-    """Import ``tools/analysis_tools/<name>`` as a module (in-process
-    checks that need no fresh interpreter)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'tool_{Path(name).stem}',
-                                                  str(TOOLS / name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_tool(name: str, *args: str) -> subprocess.CompletedProcess:
-    """Run ``tools/analysis_tools/<name>`` as a user does."""
-    proc = subprocess.run(
-        [sys.executable, str(TOOLS / name), *args],
-        cwd=str(REPO_ROOT),
-        capture_output=True,
-        text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc

@@ -3,12 +3,11 @@
 record describes the file it wrote (the seconds themselves are measured by
 hand, see docs/checkpoints_and_resume.md)."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_tool, tool_env
 
 from selfpatch_mm.checkpoint import load_checkpoint_file
 
@@ -19,10 +18,8 @@ DEMO = ROOT / 'configs' / 'selfpatch' / 'selfpatch_vit-tiny-p8_1xb8-2e_demo.py'
 
 @pytest.mark.slow
 def test_benchmark_checkpoint_reports_the_file_it_wrote(tmp_path: Path):
-    out = subprocess.run(
-        [sys.executable, str(TOOL), str(DEMO), '--repeat', '2',
-         '--work-dir', str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = run_tool(TOOL, DEMO, '--repeat', '2', '--work-dir', tmp_path,
+                   env=tool_env(threads=None), merge_stderr=False).stdout
     record = json.loads(out.strip().splitlines()[-1])
     latest = tmp_path / 'work' / 'latest.pth'
     assert record['file_mib'] * 2**20 == latest.stat().st_size

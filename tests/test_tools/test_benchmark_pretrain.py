@@ -1,12 +1,11 @@
 # Copyright (c) selfpatch_mm contributors. All rights reserved.
 """tools/analysis_tools/benchmark_pretrain.py on the demo config (CPU)."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_tool, tool_env
 from mmengine.config import Config
 
 from selfpatch_mm.utils.benchmark import crop_sizes
@@ -29,10 +28,9 @@ def test_crop_sizes_from_multiview():
 
 
 def _run(*extra):
-    out = subprocess.run(
-        [sys.executable, str(TOOL), str(DEMO), '--batch-size', '2',
-         '--iters', '1', '--warmup', '0', *extra],
-        cwd=ROOT, capture_output=True, text=True, check=True)
+    out = run_tool(TOOL, DEMO, '--batch-size', '2', '--iters', '1',
+                   '--warmup', '0', *extra, env=tool_env(threads=None),
+                   merge_stderr=False)
     return out.stdout, json.loads(out.stdout.strip().splitlines()[-1])
 
 

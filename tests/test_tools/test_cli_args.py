@@ -1,29 +1,28 @@
 """tools/train.py and tools/test.py share their Runner arguments through
 selfpatch_mm.apis.cli; the command lines stay as before."""
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
+from helpers import load_tool
 
-TOOLS = Path(__file__).resolve().parents[2] / 'tools'
 COMMON = ['--work-dir', 'wd', '--cfg-options', 'a.b=1', 'c=[1,2]',
           '--launcher', 'pytorch', '--local-rank', '3',
           '--allow-unsafe-pickle']
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'cli_{name}',
-                                                  TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'tools/{name}.py')
 
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    monkeypatch.delenv('LOCAL_RANK', raising=False)
-    monkeypatch.delenv('SELFPATCH_ALLOW_UNSAFE_PICKLE', raising=False)
+    """Both variables unset during the test and restored after it: the
+    ``setenv`` records their state (``delenv(raising=False)`` on an unset
+    variable records nothing, and ``parse_args`` then sets them for good);
+    tests/conftest.py fails a test that leaks them."""
+    for name in ('LOCAL_RANK', 'SELFPATCH_ALLOW_UNSAFE_PICKLE'):
+        monkeypatch.setenv(name, 'recorded')
+        monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize('name,positionals', [

@@ -1,34 +1,25 @@
 """compare_pretraining.py: the whole study in --quick mode, its report and
-its resumability; the world is deterministic; the paired interval."""
+its resumability; the world is deterministic; the paired interval; known
+answers of its k-NN and DAVIS metrics."""
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_tool, tool_env
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TOOL = REPO_ROOT / 'tools' / 'analysis_tools' / 'compare_pretraining.py'
+TOOL = 'tools/analysis_tools/compare_pretraining.py'
 
 
 def _run(out_dir: Path) -> str:
-    env = dict(os.environ)
-    env['PYTHONPATH'] = str(REPO_ROOT) + (
-        os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
-    proc = subprocess.run(
-        # the standard DINO, the no-patch-loss DINO and its equal-wall-clock
-        # run (the full study gives the standard DINO that run by default)
-        [sys.executable, str(TOOL), '--quick', '--out-dir',
-         str(out_dir), '--equal-wall-base', 'dino_no_patch_loss', '--arms',
-         'selfpatch', 'dino', 'dino_no_patch_loss',
-         'dino_no_patch_loss_equal_wall', 'random_init'],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-6000:]
-    return proc.stdout
+    # the standard DINO, the no-patch-loss DINO and its equal-wall-clock
+    # run (the full study gives the standard DINO that run by default)
+    return run_tool(
+        TOOL, '--quick', '--out-dir', out_dir, '--equal-wall-base',
+        'dino_no_patch_loss', '--arms', 'selfpatch', 'dino',
+        'dino_no_patch_loss', 'dino_no_patch_loss_equal_wall', 'random_init',
+        env=tool_env(threads=None), timeout=900).stdout
 
 
 @pytest.mark.slow
@@ -211,7 +202,7 @@ def test_calibration_verdict_names_the_arms_that_fail() -> None:
 
 def test_summary_records_final_health_figures() -> None:
     from projects.evidence_study.report import (METRICS, _markdown,
-                                                      summarize)
+                                                summarize)
 
     def run(seed: int, frac: float, ppl: float) -> dict:
         return {**{k: 10.0 for k in METRICS}, 'pretrain_wall_s': 1.0,
@@ -251,3 +242,81 @@ def test_final_health_is_the_last_logged_value(tmp_path: Path) -> None:
     assert final_health(str(tmp_path)) == {'health/cls_kl': 1.0,
                                            'health/patch_kl': 3.0}
     assert final_health(str(tmp_path / 'none')) == {}
+
+
+@pytest.fixture(scope='module')
+def small_world(tmp_path_factory) -> dict:
+    """A tiny world and a random-init demo checkpoint, for the known
+    answers of the study's metrics."""
+    from helpers import DEMO_CONFIG
+
+    from projects.evidence_study import WorldSpec, generate_world
+    from projects.evidence_study.runs import save_random_init
+    tmp = tmp_path_factory.mktemp('study_known')
+    world = generate_world(str(tmp / 'world'), WorldSpec(
+        seed=1, num_train=12, num_val=4, num_clips=1, clip_len=4,
+        image_size=32))
+    ckpt = save_random_init(DEMO_CONFIG, str(tmp / 'init.pth'), seed=0)
+    return dict(world=world, config=DEMO_CONFIG, ckpt=ckpt, tmp=tmp)
+
+
+def test_knn_top1_known_answers(small_world) -> None:
+    """The study's k-NN top-1 with the training scenes as queries is 100
+    (each query's nearest neighbour, k = 1, is itself); with every query
+    moved to the next class's folder it is 0. A metric stuck at 0 (or any
+    label mix-up) fails one of the two."""
+    import shutil
+
+    from projects.evidence_study.evals import ProbeSettings, knn_top1
+    world, p = dict(small_world['world']), ProbeSettings(knn_k=1)
+    world['knn_val'] = world['knn_train']
+    assert knn_top1(small_world['config'], small_world['ckpt'], world,
+                    p) == pytest.approx(100.0)
+    names = sorted(c['name'] for c in world['classes'])
+    moved = small_world['tmp'] / 'knn_moved'
+    for i, name in enumerate(names):
+        shutil.copytree(Path(world['knn_train']) / name,
+                        moved / names[(i + 1) % len(names)])
+    world['knn_val'] = str(moved)
+    assert knn_top1(small_world['config'], small_world['ckpt'], world,
+                    p) == 0.0
+
+
+def test_davis_jf_known_answers(small_world, monkeypatch) -> None:
+    """The study's J&F with a planted segmenter: the true masks give 100;
+    the true masks on the first scored frame and empty ones on the second
+    (of 2 scored frames: 4 frames less the first and the last) give 50
+    (J and F are 1 and 0 there)."""
+    from PIL import Image
+
+    from selfpatch_mm.evaluation import davis_propagation
+    from projects.evidence_study.evals import ProbeSettings, davis_jf
+    from projects.evidence_study.runs import PretrainSettings
+    world = small_world['world']
+    ann_root = Path(world['davis']) / 'Annotations' / '480p'
+
+    def planted(empty_from: int):
+
+        def segment(seqs, img_root, ann, out_dir, *args, **kwargs):
+            assert Path(ann) == ann_root
+            for seq in seqs:
+                (Path(out_dir) / seq).mkdir(parents=True)
+                for t, src in enumerate(sorted((ann_root / seq).glob(
+                        '*.png'))):
+                    dst = Path(out_dir) / seq / src.name
+                    if t < empty_from:
+                        dst.write_bytes(src.read_bytes())
+                    else:
+                        label = np.array(Image.open(src))
+                        assert label.max() > 0  # an object in every frame
+                        Image.fromarray(np.zeros_like(label)).save(dst)
+
+        return segment
+
+    for empty_from, want in ((99, 100.0), (2, 50.0)):
+        monkeypatch.setattr(davis_propagation, 'segment_davis',
+                            planted(empty_from))
+        got = davis_jf(small_world['config'], small_world['ckpt'], world,
+                       str(small_world['tmp'] / f'davis_{empty_from}'),
+                       ProbeSettings(), PretrainSettings())
+        assert got == pytest.approx(want), empty_from

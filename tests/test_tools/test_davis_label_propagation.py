@@ -11,14 +11,9 @@ from PIL import Image
 
 # --import-mode=importlib puts no test folder on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
-from dense_eval_utils import (
-    DEMO_CONFIG,
-    load_tool,  # noqa: E402
-    make_davis,
-    object_labels,
-    run_tool,
-    save_demo_checkpoint,
-    write_label)
+from dense_eval_utils import (  # noqa: E402
+    make_davis, object_labels, save_demo_checkpoint, write_label)
+from helpers import DEMO_CONFIG, load_tool, run_tool  # noqa: E402
 
 from selfpatch_mm.evaluation import (
     boundary_f_measure,  # noqa: E402
@@ -37,6 +32,8 @@ from selfpatch_mm.evaluation import (
     segment_video,
     summarize_davis,
     write_davis_csv)
+
+TOOL = 'tools/analysis_tools/davis_label_propagation.py'
 
 
 @pytest.fixture(scope='module')
@@ -254,7 +251,7 @@ def test_tool_end_to_end(tmp_path):
         tmp_path / 'DAVIS', h=60, w=130, num_frames=4, seqs=['cars', 'dogs'])
     ckpt = save_demo_checkpoint(tmp_path / 'demo.pth')
     out = tmp_path / 'results'
-    proc = run_tool('davis_label_propagation.py',
+    proc = run_tool(TOOL,
                     DEMO_CONFIG, ckpt, '--data-root', str(data), '--out-dir',
                     str(out), '--resolution', '60', '--device', 'cpu',
                     '--nproc', '2')
@@ -303,7 +300,7 @@ def test_tool_end_to_end(tmp_path):
 
     # --eval-only re-scores the written results; a missing split is a clear
     # error.
-    tool = load_tool('davis_label_propagation.py')
+    tool = load_tool(TOOL)
     args = [
         DEMO_CONFIG, ckpt, '--data-root',
         str(data), '--out-dir',

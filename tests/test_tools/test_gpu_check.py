@@ -2,13 +2,11 @@
 """tools/misc/gpu_check.sh at CPU scale: the parts CI can run (the CUDA
 tests skip; the benchmark sweep runs on the demo config)."""
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import run_tool, tool_env
 
 
 @pytest.mark.slow
@@ -16,10 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
                     reason='with a GPU the script runs the full check')
 def test_gpu_check_script_cpu_scale(tmp_path: Path) -> None:
     out = tmp_path / 'gpu_check'
-    proc = subprocess.run(
-        ['bash', str(ROOT / 'tools' / 'misc' / 'gpu_check.sh'), str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_tool('tools/misc/gpu_check.sh', out, env=tool_env(threads=None),
+             timeout=600)
     summary = json.loads((out / 'gpu_check.json').read_text())
     assert summary['device'] == 'cpu'
     assert 'skipped' in summary['cuda_tests']

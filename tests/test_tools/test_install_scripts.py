@@ -1,10 +1,10 @@
 """Static checks of the install/CI scripts and the packaging metadata."""
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import run_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README_TEST_COMMAND = 'python -m pytest tests -q -n 2 --dist loadfile'
@@ -38,10 +38,7 @@ def _code_lines(rel: str) -> list:
 def test_shell_syntax(script: str) -> None:
     path = REPO_ROOT / script
     assert path.is_file(), script
-    proc = subprocess.run(['bash', '-n', str(path)],
-                          capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
+    run_command(['bash', '-n', path])
     assert _read(script).startswith('#!/usr/bin/env bash')
 
 

@@ -14,11 +14,13 @@ import torch
 
 # --import-mode=importlib puts no test folder on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
-from dense_eval_utils import (  # noqa: E402
-    DEMO_CONFIG, load_tool, run_tool, save_demo_checkpoint)
+from dense_eval_utils import save_demo_checkpoint  # noqa: E402
+from helpers import DEMO_CONFIG, load_tool, run_tool  # noqa: E402
 
 from selfpatch_mm.evaluation import (  # noqa: E402
     build_knn_dataloader, knn_classify, knn_classify_multi, knn_pipeline)
+
+TOOL = 'tools/analysis_tools/knn_eval.py'
 
 
 def _make_split(root: Path, per_class: int, seed: int) -> Path:
@@ -92,7 +94,7 @@ def test_pipeline_is_the_official_one():
 def test_planted_features_through_the_tool(tmp_path, capsys):
     path = tmp_path / 'feats.pth'
     torch.save(_planted_features(), str(path))
-    tool = load_tool('knn_eval.py')
+    tool = load_tool(TOOL)
     info = tool.main([
         DEMO_CONFIG, 'unused.pth', '--load-features',
         str(path), '--k', '1', '4', '--out',
@@ -126,7 +128,7 @@ def test_tool_separates_classes(tmp_path):
     val = _make_split(tmp_path / 'val', 4, 1)
     ckpt = save_demo_checkpoint(tmp_path / 'demo.pth')
     feats = str(tmp_path / 'feats.pth')
-    proc = run_tool('knn_eval.py', DEMO_CONFIG, ckpt, '--train-dir',
+    proc = run_tool(TOOL, DEMO_CONFIG, ckpt, '--train-dir',
                     str(train), '--val-dir', str(val), '--feature',
                     'mean-patch', '--resize', '36', '--crop-size', '32',
                     '--k', '1', '5', '--num-workers', '2', '--device', 'cpu',
@@ -142,7 +144,7 @@ def test_tool_separates_classes(tmp_path):
     assert info['num_train'] == 30 and info['num_val'] == 20
     assert info['knn']['5']['top1'] == scores[5][0]
     # The saved features give the same numbers without the model.
-    again = load_tool('knn_eval.py').main([
+    again = load_tool(TOOL).main([
         DEMO_CONFIG, ckpt, '--load-features', feats, '--k', '1', '5',
         '--feature', 'mean-patch'
     ])
@@ -154,7 +156,7 @@ def test_tool_rejects_mismatched_class_folders(tmp_path):
     val = _make_split(tmp_path / 'val', 1, 1)
     (val / 'extra').mkdir()
     cv2.imwrite(str(val / 'extra' / '0.png'), np.zeros((8, 8, 3), np.uint8))
-    tool = load_tool('knn_eval.py')
+    tool = load_tool(TOOL)
     with pytest.raises(ValueError, match='extra'):
         tool.main([
             DEMO_CONFIG,

@@ -2,10 +2,10 @@
 dist_run.sh / slurm_run.sh and pass the tools what mmpretrain's do."""
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import run_tool
 
 TOOLS = Path(__file__).resolve().parents[2] / 'tools'
 
@@ -35,9 +35,8 @@ def _stubs(tmp_path: Path, srun_exit: int = 0) -> dict:
 def _launch(tmp_path: Path, script: str, *args: str) -> str:
     """Run a launcher with the stand-ins of :func:`_stubs`; its last line
     of output."""
-    out = subprocess.run(['bash', str(TOOLS / script), *args],
-                         env=_stubs(tmp_path), capture_output=True,
-                         text=True, check=True).stdout
+    out = run_tool(TOOLS / script, *args, env=_stubs(tmp_path),
+                   merge_stderr=False).stdout
     return out.strip().splitlines()[-1]
 
 
@@ -66,10 +65,9 @@ def test_slurm_launchers(tmp_path):
 
 
 def _slurm_train(tmp_path: Path, srun_exit: int, **env: str):
-    return subprocess.run(
-        ['bash', str(TOOLS / 'slurm_train.sh'), 'part', 'job', 'c.py', 'wd'],
-        env=dict(_stubs(tmp_path, srun_exit), **env), capture_output=True,
-        text=True)
+    return run_tool(TOOLS / 'slurm_train.sh', 'part', 'job', 'c.py', 'wd',
+                    env=dict(_stubs(tmp_path, srun_exit), **env),
+                    expect_ok=None, merge_stderr=False)
 
 
 def test_slurm_train_requeues_a_preempted_sbatch_job(tmp_path):

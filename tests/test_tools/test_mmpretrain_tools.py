@@ -4,16 +4,15 @@ points: ``FeatureExtractor`` (with a checkpoint of our training),
 the teacher's schedules."""
 import glob
 import math
-import os
 import os.path as osp
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import mmpretrain
 import pytest
 import torch
+from helpers import run_command, tool_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / 'configs/selfpatch/selfpatch_vit-tiny-p8_1xb8-2e_demo.py'
@@ -22,13 +21,8 @@ IMAGES = sorted(glob.glob(str(REPO / 'demo/images/*.*')))
 
 
 def _run(cmd, cwd, timeout=120):
-    env = dict(os.environ, OMP_NUM_THREADS='2',
-               PYTHONPATH=str(REPO), MPLBACKEND='Agg')
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
+    return run_command(cmd, cwd, tool_env(threads=2, MPLBACKEND='Agg'),
+                       timeout=timeout).stdout
 
 
 @pytest.fixture(scope='module')

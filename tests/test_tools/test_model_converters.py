@@ -2,8 +2,9 @@
 
 The official files are fabricated here with the demo model's tiny sizes and
 the official key names (alinlab/SelfPatch ``main_selfpatch.py``)."""
+import contextlib
+import io
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
@@ -33,18 +34,17 @@ def official_full(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def converted(official_full, tmp_path_factory):
-    """The full official file through the CLI (a real subprocess)."""
+    """The full official file through the converter's command line (its
+    ``main(argv)``, in-process: nothing here needs a fresh process)."""
     src, _ = official_full
     dst = str(tmp_path_factory.mktemp('mm') / 'selfpatch_mm.pth')
-    proc = subprocess.run(
-        [sys.executable, osp.join(TOOLS, 'official_to_mm.py'), src, dst],
-        capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
-    assert 'full SelfPatch model' in proc.stdout
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        load_tool('official_to_mm').main([src, dst])
+    assert 'full SelfPatch model' in out.getvalue()
     return dst
 
 
-@pytest.mark.slow
 def test_full_checkpoint_loads_strictly_into_selfpatch(official_full,
                                                        converted):
     _, official = official_full
@@ -73,7 +73,6 @@ def test_full_checkpoint_loads_strictly_into_selfpatch(official_full,
                                official['dino_loss']['patch_center'])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('key', ['teacher', 'student'])
 def test_round_trip_to_backbone(official_full, converted, tmp_path, key):
     """official -> ours -> backbone-only gives the official tensors."""

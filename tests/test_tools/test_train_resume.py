@@ -7,7 +7,6 @@ folder, through the tools as a user runs them (subprocesses with
 import re
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import List
@@ -15,8 +14,7 @@ from typing import List
 import numpy as np
 import pytest
 import torch
-
-from selfpatch_mm.testing import run_command, tool_env
+from helpers import run_command, run_tool, tool_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / 'tools' / 'train.py'
@@ -99,7 +97,7 @@ def tiny_config(tmp_path: Path) -> Path:
 
 def _run(cmd: List[str], cwd: Path, timeout: int = 120) -> str:
     """Run a command, fail the test with its output when it fails."""
-    return run_command(cmd, cwd, timeout=timeout)
+    return run_command(cmd, cwd, timeout=timeout).stdout
 
 
 def _load(path: Path) -> dict:
@@ -157,7 +155,7 @@ def test_default_work_dir_and_amp_without_cuda(tiny_config: Path,
     if torch.cuda.is_available():
         pytest.skip('checks the CPU-only error of --amp')
     out = run_command([sys.executable, TRAIN, tiny_config, '--amp'],
-                      tmp_path, expect_ok=False, timeout=120)
+                      tmp_path, expect_ok=False, timeout=120).stdout
     assert "AmpOptimWrapper needs a CUDA device" in out
     # nothing was built: the default work dir was not created
     assert not (tmp_path / 'work_dirs').exists()
@@ -185,18 +183,10 @@ def test_dist_train_two_processes(tiny_config: Path, tmp_path: Path) -> None:
     (tmp_path / 'dump_hook.py').write_text(DUMP_HOOK)
     tiny_config.write_text(tiny_config.read_text() +
                            DUMP_HOOK_CFG.format(out_dir=str(work_dir)))
-    env = tool_env([tmp_path])  # the hook module lives in tmp_path
-    env['PORT'] = str(_free_port())
-    cmd = [
-        'bash',
-        str(REPO_ROOT / 'tools' / 'dist_train.sh'),
-        str(tiny_config), '2', '--work-dir',
-        str(work_dir)
-    ]
-    proc = subprocess.run(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-6000:]
+    # the hook module lives in tmp_path
+    env = tool_env([tmp_path], PORT=str(_free_port()))
+    run_tool('tools/dist_train.sh', tiny_config, '2', '--work-dir', work_dir,
+             cwd=tmp_path, env=env, timeout=180)
     w0 = torch.load(work_dir / 'rank0_weights.pth', weights_only=True)
     w1 = torch.load(work_dir / 'rank1_weights.pth', weights_only=True)
     assert w0.keys() == w1.keys() and len(w0) > 0

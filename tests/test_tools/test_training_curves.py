@@ -1,16 +1,13 @@
 """Training curves: TensorBoard event files from a real demo run, and the
 plot of a work dir's vis_data/scalars.json."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import DEMO_CONFIG, load_tool, run_tool
 from PIL import Image
 
-# --import-mode=importlib puts no test folder on sys.path.
-sys.path.insert(0, str(Path(__file__).parent))
-from dense_eval_utils import DEMO_CONFIG, REPO_ROOT, load_tool  # noqa: E402
+TOOL = 'tools/analysis_tools/plot_curves.py'
 
 # 8 images in batches of 4, one epoch: 2 iterations.
 TINY = [
@@ -33,16 +30,8 @@ def tensorboard_run(tmp_path_factory):
         "visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), "
         "dict(type='TensorboardVisBackend')])\n")
     work_dir = root / 'work'
-    proc = subprocess.run([
-        sys.executable,
-        str(REPO_ROOT / 'tools' / 'train.py'),
-        str(cfg), '--work-dir',
-        str(work_dir), '--cfg-options', *TINY
-    ],
-                          cwd=str(REPO_ROOT),
-                          capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_tool('tools/train.py', cfg, '--work-dir', work_dir, '--cfg-options',
+             *TINY)
     return work_dir
 
 
@@ -66,14 +55,14 @@ def test_tensorboard_event_files(tensorboard_run):
 
 @pytest.mark.slow
 def test_plot_the_real_run(tensorboard_run):
-    out = load_tool('plot_curves.py').main([str(tensorboard_run)])
+    out = load_tool(TOOL).main([str(tensorboard_run)])
     assert out == str(tensorboard_run / 'curves.png')
     with Image.open(out) as img:
         # Three columns of 5.5 inches (losses and schedules, the [CLS]
         # head's figures, the patch head's), five panels of 2.2 inches
         # each, at 100 dpi.
         assert img.size == (1650, 1100)
-    tool = load_tool('plot_curves.py')
+    tool = load_tool(TOOL)
     assert tool.columns(list(tool.DEFAULT_KEYS)) == [
         list(tool.DEFAULT_KEYS[:5]), list(tool.HEALTH_KEYS[:5]),
         list(tool.HEALTH_KEYS[5:])]
@@ -98,7 +87,7 @@ def test_resumed_runs_join_and_missing_keys_are_skipped(tmp_path, capsys):
     # values replace the first's from iteration 3 on.
     _write_run(tmp_path, '20260101_000000', [1, 2, 3], lr=1.0)
     _write_run(tmp_path, '20260102_000000', [3, 4], lr=2.0)
-    tool = load_tool('plot_curves.py')
+    tool = load_tool(TOOL)
     files = tool.find_scalar_files(str(tmp_path))
     curves = tool.load_scalars(files)
     assert curves['lr'] == {1: 1.0, 2: 1.0, 3: 2.0, 4: 2.0}
@@ -120,7 +109,7 @@ def test_several_runs_share_the_panels(tmp_path):
     with open(tmp_path / 'flat' / '20260101_000000' / 'vis_data' /
               'scalars.json', 'a') as f:
         f.write(json.dumps({'health/patch_kl': 0.2, 'step': 3}) + '\n')
-    tool = load_tool('plot_curves.py')
+    tool = load_tool(TOOL)
     out = tool.main([str(tmp_path / 'good'), str(tmp_path / 'flat'),
                      '--keys', 'loss_cls', 'lr', 'health/patch_kl',
                      '--out', str(tmp_path / 'both.png')])

@@ -9,14 +9,16 @@ import torch
 
 # --import-mode=importlib puts no test folder on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
-from dense_eval_utils import DEMO_CONFIG  # noqa: E402
-from dense_eval_utils import run_tool, save_demo_checkpoint  # noqa: E402
+from dense_eval_utils import save_demo_checkpoint  # noqa: E402
+from helpers import DEMO_CONFIG, load_tool  # noqa: E402
 
 from selfpatch_mm.evaluation import draw_positives  # noqa: E402
 from selfpatch_mm.evaluation import (load_pretrained_selfpatch,  # noqa: E402
                                      pca_rgb, resize_to_patches,
                                      visualize_patches)
 from selfpatch_mm.models.utils import match_positives  # noqa: E402
+
+TOOL = 'tools/analysis_tools/visualize_patches.py'
 
 
 @pytest.fixture(scope='module')
@@ -74,15 +76,19 @@ def test_pca_rgb_range_and_structure():
     assert np.allclose(rgb[:3, 0], rgb[0, 0]) and rgb[0, 0] != rgb[3, 0]
 
 
-@pytest.mark.slow
-def test_tool_writes_pictures(checkpoint, tmp_path):
+def test_tool_writes_pictures(checkpoint, tmp_path, capsys):
+    """The tool's command line, through its ``main(argv)`` in-process (it
+    trains nothing and needs no fresh process)."""
     img_path = tmp_path / 'img.jpg'
     cv2.imwrite(str(img_path), _image(75, 110))
     out = tmp_path / 'pictures'
-    proc = run_tool('visualize_patches.py', DEMO_CONFIG, checkpoint,
-                    str(img_path), '--out-dir', str(out), '--size', '48',
-                    '--queries', '3', '--scale', '4', '--device', 'cpu')
-    assert 'query patch' in proc.stdout
+    load_tool(TOOL).main([
+        DEMO_CONFIG, checkpoint,
+        str(img_path), '--out-dir',
+        str(out), '--size', '48', '--queries', '3', '--scale', '4',
+        '--device', 'cpu'
+    ])
+    assert 'query patch' in capsys.readouterr().out
     h, w = 48 * 4, 72 * 4  # 75x110 resized to 48x70, snapped to 48x72
     heads = 3
     sizes = {

@@ -34,11 +34,14 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from selfpatch_mm.evaluation.study.evals import ProbeSettings, knn_top1
-from selfpatch_mm.evaluation.study.runs import (REPO_ROOT, PretrainSettings,
-                                                loop_seconds,
-                                                make_pretrain_config)
-from selfpatch_mm.evaluation.study.world import WorldSpec, generate_world
+# The study's parts are a project of this repository
+# (projects/evidence_study), not of the installed package: a checkout.
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO_ROOT)
+from projects.evidence_study.evals import ProbeSettings, knn_top1  # noqa
+from projects.evidence_study.runs import (PretrainSettings,  # noqa: E402
+                                          loop_seconds, make_pretrain_config)
+from projects.evidence_study.world import WorldSpec, generate_world  # noqa
 
 # run name -> tools/train.py flags, --cfg-options, threads
 _FP32_PROTO = ['model.head.fp32_last_layer=True',

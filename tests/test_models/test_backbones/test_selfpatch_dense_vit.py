@@ -4,11 +4,11 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers import TINY_DENSE_VIT as TINY
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 from selfpatch_mm.models import SelfPatchDenseViT
-from selfpatch_mm.testing import TINY_DENSE_VIT as TINY
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 DEMO_CFG = osp.join(REPO, 'configs/selfpatch/selfpatch_vit-tiny-p8_1xb8-2e_demo.py')
