@@ -138,8 +138,9 @@ def probe_miou(config: str, checkpoint: str, work_dir: str, world: dict,
 def davis_jf(config: str, checkpoint: str, world: dict, out_dir: str,
              p: ProbeSettings, s: PretrainSettings) -> float:
     """J&F-Mean (percent) of label propagation on the held-out clips."""
-    from selfpatch_mm.evaluation import (evaluate_davis, segment_davis,
-                                         summarize_davis)
+    from selfpatch_mm.evaluation.davis_metrics import (evaluate_davis,
+                                                       summarize_davis)
+    from selfpatch_mm.evaluation.davis_propagation import segment_davis
     davis = world['davis']
     with open(osp.join(davis, 'ImageSets', '2017', 'val.txt')) as f:
         seqs = [line.strip() for line in f if line.strip()]
@@ -161,10 +162,10 @@ def knn_top1(config: str, checkpoint: str, world: dict,
     """Weighted k-NN top-1 (percent) of held-out scenes' dominant class."""
     from mmpretrain.models import ClsDataPreprocessor
 
-    from selfpatch_mm.evaluation import (build_knn_dataloader,
-                                         extract_features, knn_classify,
-                                         knn_pipeline)
-    from selfpatch_mm.evaluation import load_pretrained_selfpatch
+    from selfpatch_mm.evaluation.knn import (build_knn_dataloader,
+                                             extract_features, knn_classify,
+                                             knn_pipeline)
+    from selfpatch_mm.evaluation.pretrained import load_pretrained_selfpatch
     model = load_pretrained_selfpatch(config, checkpoint, 'teacher', 'cpu')
     size = world['spec']['image_size']
     pipeline = knn_pipeline(size, size)
