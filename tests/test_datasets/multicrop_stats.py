@@ -16,7 +16,7 @@ from scipy import stats
 import selfpatch_mm.datasets  # noqa: F401  (registers our modules)
 import selfpatch_mm.engine  # noqa: F401
 import selfpatch_mm.models  # noqa: F401
-from selfpatch_mm.datasets.official_dino_augmentation import \
+from reference.official_dino_augmentation import \
     DataAugmentationDINO
 
 KINDS = ('global1', 'global2', 'local')

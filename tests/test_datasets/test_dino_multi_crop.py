@@ -220,7 +220,7 @@ def test_device_path_draws_per_sample_and_per_view():
 def test_paper_pipeline_gives_the_official_views(tmp_path, photometric):
     """The paper config's pipeline and data preprocessor: 10 views with the
     shapes and dtype of the official pipeline's tensors (plus the batch)."""
-    from selfpatch_mm.datasets.official_dino_augmentation import (
+    from reference.official_dino_augmentation import (
         DataAugmentationDINO, pil_loader)
     path = str(tmp_path / 'img.jpg')
     cv2.imwrite(path, _textured(375, 500))

@@ -29,7 +29,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from multicrop_stats import compare, failures, run_official, run_ours  # noqa
 
-from selfpatch_mm.datasets.official_dino_augmentation import pil_loader  # noqa
+from reference.official_dino_augmentation import pil_loader  # noqa
 
 CALLS = 800  # per run: 1600 global and 6400 local views
 GLOBAL, LOCAL = 32, 16

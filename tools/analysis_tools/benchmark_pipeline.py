@@ -30,8 +30,10 @@ import argparse
 import contextlib
 import json
 import os
+import os.path as osp
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -46,9 +48,14 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import TRANSFORMS
 
 import selfpatch_mm.datasets  # noqa: F401  (registers the transforms)
-from selfpatch_mm.datasets.official_dino_augmentation import (
-    DataAugmentationDINO, pil_loader)
 from selfpatch_mm.datasets.transforms import dino_multi_crop
+
+# The official pipeline, the baseline timed here, is the tests' reference
+# transcription (one copy, in the checkout: tests/reference).
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))), 'tests'))
+from reference.official_dino_augmentation import (  # noqa: E402
+    DataAugmentationDINO, pil_loader)
 
 DEFAULT_CONFIG = ('configs/selfpatch/'
                   'selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py')
