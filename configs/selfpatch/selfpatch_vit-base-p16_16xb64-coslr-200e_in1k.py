@@ -25,19 +25,19 @@
 # The released ViT-B/16's args.txt (linked from DINO's README) could not be
 # read from this machine, so nothing here is taken from it.
 #
-# Memory: an ESTIMATE, not measured for ViT-B (no GPU was available, and
-# a ViT-B step is too slow for this project's CPUs). Measured for ViT-S/16
-# on the CPU (fp32 peak RSS, docs/benchmarks.md "Activation
-# checkpointing"): 369 MiB per image. ViT-B doubles what the backbone keeps
-# per token (768 vs 384 channels, 12 vs 6 heads) while the heads' 65536- and
-# 4096-wide logits stay the same, so at most 2 x 369 MiB per image: 64
-# images per GPU hold at most about 46 GiB of fp32 activations, what the
-# paper's 128 ViT-S/16 images hold. DINO ran ViT-B on 32 GB V100s
-# (--use_volta32) with mixed precision. Check with
+# Memory: MEASURED on the CPU (2 cores of an Intel Xeon, no GPU available),
+# fp32, the process's peak RSS over real training steps of this config at
+# batch 1, 2 and 4 (benchmark_pretrain.py THIS_CONFIG --batch-size B
+# --no-breakdown; docs/benchmarks.md, "Activation checkpointing"): 4012,
+# 4427 and 5537 MiB, so 555 MiB more per image between 2 and 4 (ViT-S/16:
+# 369; the heads' 65536/4096-wide outputs do not grow with the ViT). 64
+# images per GPU then hold about 35 GiB of fp32 activations, about 10 GiB
+# with model.backbone.with_cp=True (155 MiB per image). Scaled from the CPU,
+# linearly per image; mixed precision (the configs' choice on CUDA, and
+# DINO's: it ran ViT-B on 32 GB V100s, --use_volta32) keeps most saved
+# activations at half size. Confirm on the GPU with
 #   python tools/analysis_tools/benchmark_pretrain.py THIS_CONFIG \
 #       --device cuda --amp fp16 --sweep --batch-sizes 32 64 96
-# and trade compute for memory with model.backbone.with_cp=True
-# (docs/benchmarks.md, "Activation checkpointing").
 _base_ = './selfpatch_vit-small-p16_8xb128-coslr-200e_in1k.py'
 
 embed_dims = 768

@@ -5,18 +5,19 @@
 #
 # Memory and batch per GPU: MEASURED on the CPU (2 cores of an Intel Xeon,
 # no GPU available), fp32, the process's peak RSS over real training steps
-# of this config at batch 1 and 2 (benchmark_pretrain.py THIS_CONFIG
-# --batch-size 1|2 --no-breakdown; docs/benchmarks.md, "Activation
-# checkpointing"): 1405 MiB more per image (ViT-S/16: 369 MiB, x3.8), on
-# about 1.8 GiB of fixed cost (libraries, weights, AdamW state). So 32
-# images per GPU hold about 44 GiB of fp32 activations (the paper's 128
-# ViT-S/16 images: 46 GiB): they fit an 80 GB GPU, not a 40 GB one, in fp32.
-# With model.backbone.with_cp=True (activation checkpointing) it is 480 MiB
-# per image, about 15 GiB at 32 (it costs +18 % FLOPs per step at ViT-S/16:
-# the student's blocks run forward twice). Scaled from the CPU, linearly per
-# image: the CUDA allocator and kernels differ, and mixed precision (what
-# the configs use on CUDA) keeps most saved activations at half size, so
-# confirm on the GPU with
+# of this config at batch 1, 2 and 4 (benchmark_pretrain.py THIS_CONFIG
+# --batch-size B --no-breakdown; docs/benchmarks.md, "Activation
+# checkpointing"): 3188, 4593 and 7235 MiB, so 1321 MiB more per image
+# between 2 and 4 (ViT-S/16: 369 MiB, x3.6), on about 2 GiB of fixed cost
+# (libraries, weights, AdamW state). So 32 images per GPU hold about 41 GiB
+# of fp32 activations (the paper's 128 ViT-S/16 images: 46 GiB): they fit
+# an 80 GB GPU, not a 40 GB one, in fp32. With model.backbone.with_cp=True
+# (activation checkpointing) it is 508 MiB per image, about 16 GiB at 32
+# (it costs +18 % FLOPs per step at ViT-S/16: the student's blocks run
+# forward twice). Scaled from the CPU, linearly per image: the CUDA
+# allocator and kernels differ, and mixed precision (what the configs use
+# on CUDA) keeps most saved activations at half size, so confirm on the GPU
+# with
 #   python tools/analysis_tools/benchmark_pretrain.py THIS_CONFIG \
 #       --device cuda --amp fp16 --sweep --batch-sizes 16 32 48
 # (add --cfg-options model.backbone.with_cp=True for the leaner variant).
