@@ -58,6 +58,7 @@ from mmengine.logging import MMLogger
 import selfpatch_mm.datasets  # noqa: F401  (registers our modules)
 import selfpatch_mm.engine  # noqa: F401
 import selfpatch_mm.models  # noqa: F401
+from selfpatch_mm.models.utils import compile_counts
 from selfpatch_mm.utils.benchmark import (Breakdown, build_step, crop_sizes,
                                           format_sweep, format_table,
                                           matmul_rate, official_train_step,
@@ -74,7 +75,10 @@ SWITCHES = (
     ('--official', 'time the official code structure on the same weights '
      '(SelfPatch only)'),
     ('--channels-last', 'channels-last input images'),
-    ('--compile', 'torch.compile the student and teacher backbones'),
+    ('--compile', 'torch.compile the student and teacher parts as '
+     'tools/train.py --compile does (one untimed first step compiles; its '
+     'time is reported apart)'),
+    ('--compile-losses', '--compile: the loss modules too'),
     ('--no-patch', 'DINO ablation: patch branch off (with_patch_loss=False, '
      'patch_head=None)'),
     ('--no-breakdown', 'skip the instrumented breakdown and FLOPs'),
@@ -111,7 +115,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=None,
                         help='batch sizes of --sweep')
     parser.add_argument('--sweep-switches', nargs='*', default=[],
-                        choices=['fused-adamw', 'no-sdpa'],
+                        choices=['fused-adamw', 'no-sdpa', 'compile'],
                         help='--sweep: also run SelfPatch at the largest '
                         'batch with each switch on its own: what it buys')
     parser.add_argument('--json-out', help='also write the record here')
@@ -133,6 +137,17 @@ def _timed_steps(step, model, optim_wrapper, data, iters, device) -> list:
         sync(device)
         times.append(time.perf_counter() - t0)
     return times
+
+
+def compile_first_step(step, model, optim_wrapper, data, device) -> dict:
+    """Run the first (compiling) step of compiled parts, untimed by the
+    benchmark's median, and return its wall time and the graphs it made."""
+    before = compile_counts()
+    sec = _timed_steps(step, model, optim_wrapper, data, 1, device)[0]
+    after = compile_counts()
+    return dict(compile_first_iter_sec=sec,
+                compiled_graphs=after['graphs'] - before['graphs'],
+                graph_breaks=after['graph_breaks'] - before['graph_breaks'])
 
 
 def health_cost(step, model, optim_wrapper, data, iters, device) -> dict:
@@ -191,9 +206,11 @@ def benchmark(args: argparse.Namespace) -> dict:
     args.no_sdpa = args.no_sdpa or args.official
     model, optim_wrapper = build_step(
         cfg, args.device, args.amp, args.no_patch, args.fused_adamw,
-        not args.no_sdpa, args.compile)
+        not args.no_sdpa, args.compile, args.compile_losses)
     data = synthetic_batch(sizes, args.batch_size, args.channels_last)
     step = official_train_step if args.official else train_step
+    compiled = compile_first_step(step, model, optim_wrapper, data,
+                                  args.device) if args.compile else {}
 
     for _ in range(args.warmup):
         step(model, optim_wrapper, data)
@@ -217,14 +234,19 @@ def benchmark(args: argparse.Namespace) -> dict:
 
     breakdown, total, flops, flop_split = None, None, None, None
     if not args.no_breakdown:
-        if not args.official:  # its hooks follow our modules' calls
+        # Timing hooks inside compiled parts would be traced into their
+        # graphs: a compiled step has no breakdown, and its FLOPs are
+        # counted on the same step run eagerly (the same matmuls).
+        if not args.official and not args.compile:
             with Breakdown(model, optim_wrapper, args.device) as bd:
                 total = sum(
                     _timed_steps(step, model, optim_wrapper, data,
                                  args.iters, args.device))
             breakdown = bd.per_iter(total, args.iters)
             total /= args.iters
-        flops, flop_split = step_flops(model, optim_wrapper, data, step)
+        with torch.compiler.set_stance(
+                'force_eager' if args.compile else 'default'):
+            flops, flop_split = step_flops(model, optim_wrapper, data, step)
         if args.official:  # its parts are called outside the model
             flop_split = None
     dtype = AMP_DTYPES[args.amp] if args.amp else torch.float32
@@ -239,6 +261,8 @@ def benchmark(args: argparse.Namespace) -> dict:
         amp=args.amp or 'fp32',
         fused_adamw=bool(args.fused_adamw),
         sdpa=not args.no_sdpa,
+        compile=bool(args.compile),
+        compile_losses=bool(args.compile and args.compile_losses),
         threads=torch.get_num_threads(),
         batch_size=args.batch_size,
         crops=[f'{h}x{w}' for h, w in sizes],
@@ -259,6 +283,10 @@ def benchmark(args: argparse.Namespace) -> dict:
         # this exceeds the thread count.
         load_average_1min=os.getloadavg()[0],
     )
+    if compiled:
+        # what the compile added to the first step
+        compiled['compile_sec'] = compiled['compile_first_iter_sec'] - sec
+    record.update(compiled)
     if health:
         record.update(health)
     if flops:

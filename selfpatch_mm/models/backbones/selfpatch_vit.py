@@ -8,6 +8,7 @@ LayerNorm.
 """
 from typing import Sequence, Tuple
 
+import numpy as np
 import torch
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones import VisionTransformer
@@ -65,6 +66,12 @@ class SelfPatchViT(VisionTransformer):
         super().__init__(arch, img_size, patch_size, out_indices=out_indices,
                          drop_path_rate=drop_path_rate, **kwargs)
         self.patch_size = patch_size
+        # mmpretrain spaces the per-block rates with np.linspace, so each
+        # DropPath holds a numpy float: torch.compile cannot trace
+        # `drop_prob == 0.` on one and breaks the graph in every block.
+        for m in self.modules():
+            if isinstance(getattr(m, 'drop_prob', None), np.floating):
+                m.drop_prob = float(m.drop_prob)
 
     def init_weights(self) -> None:
         super().init_weights()
