@@ -137,8 +137,8 @@ def enable_compile(cfg: Config) -> None:
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply ``--amp``/``--amp-dtype``, ``--compile``, ``--resume`` and
-    ``--auto-scale-lr`` to the config. ``SELFPATCH_AUTO_RESUME=1`` means ``--resume`` (auto)
-    when no ``--resume`` is given.
+    ``--auto-scale-lr`` to the config. ``SELFPATCH_AUTO_RESUME=1`` means
+    ``--resume`` (auto) when no ``--resume`` is given.
 
     Args:
         cfg (Config): The loaded config, changed in place.

@@ -58,12 +58,12 @@ from mmengine.logging import MMLogger
 import selfpatch_mm.datasets  # noqa: F401  (registers our modules)
 import selfpatch_mm.engine  # noqa: F401
 import selfpatch_mm.models  # noqa: F401
-from selfpatch_mm.models.utils import compile_counts
-from selfpatch_mm.utils.benchmark import (Breakdown, build_step, crop_sizes,
-                                          format_sweep, format_table,
-                                          matmul_rate, official_train_step,
-                                          step_flops, sync, synthetic_batch,
-                                          train_step)
+from selfpatch_mm.utils.benchmark import (Breakdown, build_step,
+                                          compile_first_step, crop_sizes,
+                                          eager_vs_compiled, format_sweep,
+                                          format_table, matmul_rate,
+                                          official_train_step, step_flops,
+                                          sync, synthetic_batch, train_step)
 
 AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -137,17 +137,6 @@ def _timed_steps(step, model, optim_wrapper, data, iters, device) -> list:
         sync(device)
         times.append(time.perf_counter() - t0)
     return times
-
-
-def compile_first_step(step, model, optim_wrapper, data, device) -> dict:
-    """Run the first (compiling) step of compiled parts, untimed by the
-    benchmark's median, and return its wall time and the graphs it made."""
-    before = compile_counts()
-    sec = _timed_steps(step, model, optim_wrapper, data, 1, device)[0]
-    after = compile_counts()
-    return dict(compile_first_iter_sec=sec,
-                compiled_graphs=after['graphs'] - before['graphs'],
-                graph_breaks=after['graph_breaks'] - before['graph_breaks'])
 
 
 def health_cost(step, model, optim_wrapper, data, iters, device) -> dict:
@@ -225,6 +214,9 @@ def benchmark(args: argparse.Namespace) -> dict:
         # ru_maxrss is in KiB on Linux: the whole process's peak.
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    if args.compile:
+        compiled.update(eager_vs_compiled(step, model, optim_wrapper, data,
+                                          args.iters, args.device))
     health = None
     if args.health_cost:
         if args.official:

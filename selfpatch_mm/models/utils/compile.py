@@ -9,7 +9,6 @@ hooks on those parameters still fire.
 """
 from typing import Dict
 
-import torch
 from torch import nn
 
 __all__ = ['COMPILE_DEFAULTS', 'compile_module', 'compile_counts']

@@ -29,6 +29,10 @@ def format_table(r: dict) -> str:
             f"{'compile (s)':<26}{r['compile_sec']:>12.1f}  (first step "
             f"{r['compile_first_iter_sec']:.1f} s, {r['compiled_graphs']} "
             f"graphs, {r['graph_breaks']} breaks)")
+        lines.append(
+            f"{'eager / compiled':<26}{r['compile_speedup']:>12.3f}  "
+            f"(interleaved: {r['interleaved_eager_sec']:.4f} / "
+            f"{r['interleaved_compiled_sec']:.4f} s/iter)")
     if r['flops_per_iter']:
         lines += [
             f"{'GFLOP/iter (fwd+bwd)':<26}"
