@@ -38,7 +38,7 @@ register_all_modules()
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     """Parse train.py's command line: the Runner arguments of
     :mod:`selfpatch_mm.apis.cli`, then ``--resume``, ``--amp``,
-    ``--amp-dtype`` and ``--auto-scale-lr``.
+    ``--amp-dtype``, ``--compile`` and ``--auto-scale-lr``.
 
     Args:
         argv (list, optional): Arguments; ``sys.argv[1:]`` when None.
@@ -68,6 +68,12 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         default=None,
         help='autocast dtype; implies --amp. fp16 (V100 and newer; '
         'default) or bf16 (A100/H100 and CPUs: no loss scaling)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='torch.compile the student and teacher parts (adds a '
+        'CompileHook: one graph per part and crop resolution, compiled in '
+        'the first iteration; see docs/training_on_gpus.md)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -126,10 +132,24 @@ def enable_amp(cfg: Config, dtype: Optional[str] = 'fp16') -> None:
         optim_wrapper.pop('loss_scale', None)
 
 
+def enable_compile(cfg: Config) -> None:
+    """Add a ``CompileHook`` to ``custom_hooks``, unless the config has
+    one (its settings then stay).
+
+    Args:
+        cfg (Config): The config, changed in place.
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') in ('CompileHook', 'selfpatch_mm.CompileHook')
+               for h in hooks):
+        hooks.append(dict(type='CompileHook'))
+    cfg.custom_hooks = hooks
+
+
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply ``--amp``/``--amp-dtype``, ``--resume`` and ``--auto-scale-lr``
-    to the config. ``SELFPATCH_AUTO_RESUME=1`` means ``--resume`` (auto)
-    when no ``--resume`` is given.
+    """Apply ``--amp``/``--amp-dtype``, ``--compile``, ``--resume`` and
+    ``--auto-scale-lr`` to the config. ``SELFPATCH_AUTO_RESUME=1`` means
+    ``--resume`` (auto) when no ``--resume`` is given.
 
     Args:
         cfg (Config): The loaded config, changed in place.
@@ -140,6 +160,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """
     if args.amp or args.amp_dtype:
         enable_amp(cfg, args.amp_dtype)
+    if getattr(args, 'compile', False):
+        enable_compile(cfg)
 
     if args.resume is None and os.environ.get(AUTO_RESUME_ENV, '') not in (
             '', '0'):

@@ -105,3 +105,28 @@ def test_health_cost():
         r['health_sec_per_iter'] / r['sec_per_iter_health_on'])
     assert r['health_on_over_off'] == pytest.approx(
         r['sec_per_iter_health_on'] / r['sec_per_iter_health_off'])
+
+
+def test_compiled_record_in_the_tables():
+    """A compiled record shows its compile time, graphs and eager/compiled
+    ratio in the table, and a 'compiled' column in the sweep."""
+    from selfpatch_mm.utils.benchmark import format_sweep, format_table
+    r = dict(config='c.py', variant='selfpatch', official=False,
+             device='cpu', gpu=None, threads=2, amp='fp32',
+             fused_adamw=False, sdpa=True, batch_size=2, crops=['64x64'],
+             sec_per_iter=0.5, images_per_sec=4.0, peak_memory_mib=100.0,
+             peak_memory_kind='process_peak_rss', matmul_gflops=100.0,
+             matmul_dtype='float32', load_average_1min=0.5,
+             flops_per_iter=None, flops_split=None, breakdown_sec=None,
+             compile=True, compile_losses=False, compile_sec=61.5,
+             compile_first_iter_sec=62.0, compiled_graphs=12,
+             graph_breaks=0, compile_speedup=1.25,
+             interleaved_eager_sec=0.625, interleaved_compiled_sec=0.5)
+    table = format_table(r)
+    assert 'batch 2, crops 64x64, compiled' in table
+    assert 'compile (s)                       61.5  (first step 62.0 s, ' \
+        '12 graphs, 0 breaks)' in table
+    assert 'eager / compiled                 1.250  (interleaved: ' \
+        '0.6250 / 0.5000 s/iter)' in table
+    head, row = format_sweep([r]).splitlines()
+    assert head.split()[5] == 'compiled' and row.split()[5] == 'True'

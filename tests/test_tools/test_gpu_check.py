@@ -15,14 +15,19 @@ from helpers import run_tool, tool_env
 def test_gpu_check_script_cpu_scale(tmp_path: Path) -> None:
     out = tmp_path / 'gpu_check'
     run_tool('tools/misc/gpu_check.sh', out, env=tool_env(threads=None),
-             timeout=600)
+             timeout=1500)
     summary = json.loads((out / 'gpu_check.json').read_text())
     assert summary['device'] == 'cpu'
     assert 'skipped' in summary['cuda_tests']
     runs = summary['benchmarks']['bf16']
-    assert [(r['variant'], r['official'], r['sdpa']) for r in runs] == [
-        ('selfpatch', False, True), ('dino', False, True),
-        ('selfpatch', True, False), ('selfpatch', False, False)]
+    assert [(r['variant'], r['official'], r['sdpa'], r['compile'])
+            for r in runs] == [
+        ('selfpatch', False, True, False), ('dino', False, True, False),
+        ('selfpatch', True, False, False), ('selfpatch', False, False, False),
+        ('selfpatch', False, True, True)]
+    # the compiled row: its first step compiled the demo's 12 graphs
+    assert runs[-1]['compiled_graphs'] == 12 and runs[-1]['graph_breaks'] == 0
+    assert runs[-1]['compile_speedup'] > 0
     for r in runs:
         assert 'error' not in r, r
         assert r['amp'] == 'bf16' and r['batch_size'] == 2

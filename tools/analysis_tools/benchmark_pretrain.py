@@ -58,11 +58,12 @@ from mmengine.logging import MMLogger
 import selfpatch_mm.datasets  # noqa: F401  (registers our modules)
 import selfpatch_mm.engine  # noqa: F401
 import selfpatch_mm.models  # noqa: F401
-from selfpatch_mm.utils.benchmark import (Breakdown, build_step, crop_sizes,
-                                          format_sweep, format_table,
-                                          matmul_rate, official_train_step,
-                                          step_flops, sync, synthetic_batch,
-                                          train_step)
+from selfpatch_mm.utils.benchmark import (Breakdown, build_step,
+                                          compile_first_step, crop_sizes,
+                                          eager_vs_compiled, format_sweep,
+                                          format_table, matmul_rate,
+                                          official_train_step, step_flops,
+                                          sync, synthetic_batch, train_step)
 
 AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -74,7 +75,10 @@ SWITCHES = (
     ('--official', 'time the official code structure on the same weights '
      '(SelfPatch only)'),
     ('--channels-last', 'channels-last input images'),
-    ('--compile', 'torch.compile the student and teacher backbones'),
+    ('--compile', 'torch.compile the student and teacher parts as '
+     'tools/train.py --compile does (one untimed first step compiles; its '
+     'time is reported apart)'),
+    ('--compile-losses', '--compile: the loss modules too'),
     ('--no-patch', 'DINO ablation: patch branch off (with_patch_loss=False, '
      'patch_head=None)'),
     ('--no-breakdown', 'skip the instrumented breakdown and FLOPs'),
@@ -111,7 +115,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=None,
                         help='batch sizes of --sweep')
     parser.add_argument('--sweep-switches', nargs='*', default=[],
-                        choices=['fused-adamw', 'no-sdpa'],
+                        choices=['fused-adamw', 'no-sdpa', 'compile'],
                         help='--sweep: also run SelfPatch at the largest '
                         'batch with each switch on its own: what it buys')
     parser.add_argument('--json-out', help='also write the record here')
@@ -191,9 +195,11 @@ def benchmark(args: argparse.Namespace) -> dict:
     args.no_sdpa = args.no_sdpa or args.official
     model, optim_wrapper = build_step(
         cfg, args.device, args.amp, args.no_patch, args.fused_adamw,
-        not args.no_sdpa, args.compile)
+        not args.no_sdpa, args.compile, args.compile_losses)
     data = synthetic_batch(sizes, args.batch_size, args.channels_last)
     step = official_train_step if args.official else train_step
+    compiled = compile_first_step(step, model, optim_wrapper, data,
+                                  args.device) if args.compile else {}
 
     for _ in range(args.warmup):
         step(model, optim_wrapper, data)
@@ -208,6 +214,9 @@ def benchmark(args: argparse.Namespace) -> dict:
         # ru_maxrss is in KiB on Linux: the whole process's peak.
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    if args.compile:
+        compiled.update(eager_vs_compiled(step, model, optim_wrapper, data,
+                                          args.iters, args.device))
     health = None
     if args.health_cost:
         if args.official:
@@ -217,14 +226,19 @@ def benchmark(args: argparse.Namespace) -> dict:
 
     breakdown, total, flops, flop_split = None, None, None, None
     if not args.no_breakdown:
-        if not args.official:  # its hooks follow our modules' calls
+        # Timing hooks inside compiled parts would be traced into their
+        # graphs: a compiled step has no breakdown, and its FLOPs are
+        # counted on the same step run eagerly (the same matmuls).
+        if not args.official and not args.compile:
             with Breakdown(model, optim_wrapper, args.device) as bd:
                 total = sum(
                     _timed_steps(step, model, optim_wrapper, data,
                                  args.iters, args.device))
             breakdown = bd.per_iter(total, args.iters)
             total /= args.iters
-        flops, flop_split = step_flops(model, optim_wrapper, data, step)
+        with torch.compiler.set_stance(
+                'force_eager' if args.compile else 'default'):
+            flops, flop_split = step_flops(model, optim_wrapper, data, step)
         if args.official:  # its parts are called outside the model
             flop_split = None
     dtype = AMP_DTYPES[args.amp] if args.amp else torch.float32
@@ -241,6 +255,8 @@ def benchmark(args: argparse.Namespace) -> dict:
         sdpa=not args.no_sdpa,
         # activation checkpointing: --cfg-options model.backbone.with_cp=True
         with_cp=bool(cfg.model.backbone.get('with_cp', False)),
+        compile=bool(args.compile),
+        compile_losses=bool(args.compile and args.compile_losses),
         threads=torch.get_num_threads(),
         batch_size=args.batch_size,
         crops=[f'{h}x{w}' for h, w in sizes],
@@ -261,6 +277,10 @@ def benchmark(args: argparse.Namespace) -> dict:
         # this exceeds the thread count.
         load_average_1min=os.getloadavg()[0],
     )
+    if compiled:
+        # what the compile added to the first step
+        compiled['compile_sec'] = compiled['compile_first_iter_sec'] - sec
+    record.update(compiled)
     if health:
         record.update(health)
     if flops:

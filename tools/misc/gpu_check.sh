@@ -2,8 +2,9 @@
 # The prepared GPU check: the CUDA tests, then the pretraining benchmark
 # table (SelfPatch, the DINO ablation and the official-shaped step at the
 # paper's crops; bf16 at batch 32/64/128 and fp16 at 128; what fused AdamW
-# and SDPA buy), all in OUT_DIR/gpu_check.json. Planned at about 6-7
-# minutes on one H100/H200 (not yet run on one: see docs/benchmarks.md).
+# and SDPA buy, and the step compiled), all in OUT_DIR/gpu_check.json.
+# Planned at about 8 minutes on one H100/H200 (not yet run on one: see
+# docs/benchmarks.md).
 #
 #   bash tools/misc/gpu_check.sh [OUT_DIR]        # default work_dirs/gpu_check
 #
@@ -22,9 +23,11 @@ BENCH=(tools/analysis_tools/benchmark_pretrain.py)
 if "$PY" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
     DEVICE=cuda
     CONFIG=configs/selfpatch/selfpatch_vit-small-p16_8xb128-coslr-300e_in1k.py
-    # bf16: every batch, plus what fused AdamW and SDPA buy at the largest;
-    # fp16 (the official dtype): the paper's batch. 14 runs of ~25 s.
-    RUNS=("bf16 --batch-sizes 32 64 128 --sweep-switches fused-adamw no-sdpa"
+    # bf16: every batch, plus what fused AdamW, SDPA and torch.compile buy
+    # at the largest; fp16 (the official dtype): the paper's batch. 15 runs
+    # of ~25 s (the compiled one longer: it compiles first, untimed).
+    SWITCHES="fused-adamw no-sdpa compile"
+    RUNS=("bf16 --batch-sizes 32 64 128 --sweep-switches $SWITCHES"
           "fp16 --batch-sizes 128")
     ITERS=(--iters 5 --warmup 2)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv \
@@ -32,7 +35,7 @@ if "$PY" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
 else
     DEVICE=cpu
     CONFIG=configs/selfpatch/selfpatch_vit-tiny-p8_1xb8-2e_demo.py
-    RUNS=("bf16 --batch-sizes 2 --sweep-switches no-sdpa")
+    RUNS=("bf16 --batch-sizes 2 --sweep-switches no-sdpa compile")
     ITERS=(--iters 1 --warmup 0 --no-breakdown)
     echo "[gpu_check] no GPU: CPU-scale run (demo config, batch 2)"
 fi

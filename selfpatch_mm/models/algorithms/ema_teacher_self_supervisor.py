@@ -9,7 +9,7 @@ losses and their centres are the student's), and the backbone no stochastic
 depth (the official teacher is built with ``drop_path_rate=0``).
 """
 import copy
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmpretrain.models import BaseSelfSupervisor
@@ -17,7 +17,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from ..utils import check_finite_losses, feature_std
+from ..utils import check_finite_losses, compile_module, feature_std
 
 __all__ = ['EMATeacherSelfSupervisor']
 
@@ -126,6 +126,55 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
         assert len(teacher) == len(student)
         torch._foreach_mul_(teacher, momentum)
         torch._foreach_add_(teacher, student, alpha=1 - momentum)
+
+    def compile_parts(self,
+                      parts: Optional[Sequence[str]] = None,
+                      losses: bool = False,
+                      **options) -> List[str]:
+        """``torch.compile`` the student's and the teacher's parts in place.
+
+        Each part is its own graph per crop resolution (and per net: the
+        teacher's run without grad, stochastic depth or, in SelfPatch, the
+        same neck mode), compiled at its first call. The positive matching
+        is traced inside the neck's graph and the teacher's parts too, so
+        the EMA update and checkpoints see the same parameters and keys as
+        in eager mode (see ``selfpatch_mm.models.utils.compile``).
+
+        Args:
+            parts (Sequence[str], optional): Names out of :attr:`_parts`;
+                None compiles all of them.
+            losses (bool): Also compile the student heads' loss modules
+                (softmaxes, cross-entropies, health figures and the centre
+                update). Under DDP the centre's all-reduce splits their
+                graph.
+            **options: ``torch.compile`` arguments over
+                ``COMPILE_DEFAULTS`` (``dynamic=False``).
+
+        Returns:
+            list[str]: The compiled modules' names (``backbone``,
+            ``teacher.backbone``, ``head.loss_module``, ...).
+
+        Raises:
+            ValueError: If a name is not one of :attr:`_parts`.
+        """
+        parts = self._parts if parts is None else tuple(parts)
+        unknown = sorted(set(parts) - set(self._parts))
+        if unknown:
+            raise ValueError(
+                f'compile_parts: {unknown} are not parts of '
+                f'{type(self).__name__}; choose from {self._parts}.')
+        names = []
+        for name in parts:
+            for prefix, net in (('', self), ('teacher.', self.teacher)):
+                module = getattr(net, name, None)
+                if module is not None:
+                    compile_module(module, **options)
+                    names.append(prefix + name)
+        if losses:
+            for name, loss in self._loss_modules().items():
+                compile_module(loss, **options)
+                names.append(f'{name}.loss_module')
+        return names
 
     def set_teacher_temp(self, temp: float) -> None:
         """Set the teacher temperature of every loss."""

@@ -8,6 +8,7 @@ LayerNorm.
 """
 from typing import Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.utils.checkpoint as cp
 from mmengine.model.weight_init import trunc_normal_
@@ -74,6 +75,12 @@ class SelfPatchViT(PretrainedViTMixin, VisionTransformer):
                          drop_path_rate=drop_path_rate, **kwargs)
         self.patch_size = patch_size
         self.with_cp = with_cp
+        # mmpretrain spaces the per-block rates with np.linspace, so each
+        # DropPath holds a numpy float: torch.compile cannot trace
+        # `drop_prob == 0.` on one and breaks the graph in every block.
+        for m in self.modules():
+            if isinstance(getattr(m, 'drop_prob', None), np.floating):
+                m.drop_prob = float(m.drop_prob)
 
     def official_init(self) -> None:
         """The official random init, after mmengine's (see

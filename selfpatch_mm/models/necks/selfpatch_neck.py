@@ -54,7 +54,6 @@ class SelfPatchNeck(BaseModule):
         # Fail at build time, not at the first iteration after data loading.
         check_matching_settings(k, window, border)
         self.k, self.window, self.border = k, window, border
-        self._checked_grids = set()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, in_channels))
         self.blocks = nn.ModuleList([
             ClassAttentionBlock(in_channels, num_heads, mlp_ratio)
@@ -84,12 +83,13 @@ class SelfPatchNeck(BaseModule):
 
         Raises:
             ValueError: If the grid ``hw`` is smaller than 2x2 or than the
-                window (checked once per grid).
+                window.
         """
-        if tuple(hw) not in self._checked_grids:
-            check_patch_grid(hw, self.window,
-                             f'an input of {hw[0]}x{hw[1]} patches')
-            self._checked_grids.add(tuple(hw))
+        # Checked on every call: a few integer comparisons, which
+        # torch.compile evaluates while tracing (a set of the grids seen
+        # would be guarded state that changes after the first call).
+        check_patch_grid(hw, self.window,
+                         f'an input of {hw[0]}x{hw[1]} patches')
         return match_positives(x, hw, self.k, self.window, self.border)
 
     def forward(self,

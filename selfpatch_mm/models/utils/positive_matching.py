@@ -75,6 +75,13 @@ def neighbour_index(hw: Tuple[int, int],
     h, w = int(hw[0]), int(hw[1])
     device = torch.device('cpu') if device is None else torch.device(device)
     key = (h, w, window, border, device)
+    if torch.compiler.is_compiling():
+        # Traced with static shapes, the tables are constants of the graph;
+        # filling the cache there would change the guarded global and
+        # compile the graph once more on the next call.
+        index, valid = _CACHE.get(key) or _build_neighbour_index(
+            h, w, window, border)
+        return index.to(device), valid.to(device)
     if key not in _CACHE:
         index, valid = _build_neighbour_index(h, w, window, border)
         _CACHE[key] = (index.to(device), valid.to(device))

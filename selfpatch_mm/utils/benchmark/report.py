@@ -13,7 +13,9 @@ def format_table(r: dict) -> str:
         f"{r['variant']} ({step}) | {r['config']}",
         f"device {r['device']} {r['gpu'] or ''} ({r['threads']} threads), "
         f"amp={r['amp']}, fused AdamW={r['fused_adamw']}, SDPA={r['sdpa']}, "
-        f"batch {r['batch_size']}, crops {' '.join(r['crops'])}",
+        f"batch {r['batch_size']}, crops {' '.join(r['crops'])}"
+        + (', compiled' + (' (losses too)' if r.get('compile_losses') else '')
+           if r.get('compile') else ''),
         f"{'seconds/iter (median)':<26}{r['sec_per_iter']:>12.4f}",
         f"{'images/s':<26}{r['images_per_sec']:>12.2f}",
         f"{'peak memory (MiB)':<26}{r['peak_memory_mib']:>12.1f}"
@@ -22,6 +24,15 @@ def format_table(r: dict) -> str:
         f"{r['matmul_gflops']:>12.1f}",
         f"{'load average (1 min)':<26}{r['load_average_1min']:>12.2f}",
     ]
+    if r.get('compile'):
+        lines.append(
+            f"{'compile (s)':<26}{r['compile_sec']:>12.1f}  (first step "
+            f"{r['compile_first_iter_sec']:.1f} s, {r['compiled_graphs']} "
+            f"graphs, {r['graph_breaks']} breaks)")
+        lines.append(
+            f"{'eager / compiled':<26}{r['compile_speedup']:>12.3f}  "
+            f"(interleaved: {r['interleaved_eager_sec']:.4f} / "
+            f"{r['interleaved_compiled_sec']:.4f} s/iter)")
     if r['flops_per_iter']:
         lines += [
             f"{'GFLOP/iter (fwd+bwd)':<26}"
@@ -48,6 +59,7 @@ SWEEP_COLUMNS = (
     ('amp', 'amp', '{}'),
     ('fused_adamw', 'fused', '{}'),
     ('sdpa', 'sdpa', '{}'),
+    ('compile', 'compiled', '{}'),
     ('batch_size', 'batch', '{}'),
     ('sec_per_iter', 's/iter', '{:.4f}'),
     ('images_per_sec', 'img/s', '{:.1f}'),
@@ -70,7 +82,7 @@ def format_sweep(records: List[dict]) -> str:
     rows = []
     for r in records:
         if 'error' in r:
-            cells = [str(r.get(k, '')) for k, _, _ in SWEEP_COLUMNS[:6]]
+            cells = [str(r.get(k, '')) for k, _, _ in SWEEP_COLUMNS[:7]]
             rows.append(cells + [r['error']] + [''] * 3)
             continue
         rows.append([_cell(r, k, fmt) for k, _, fmt in SWEEP_COLUMNS])

@@ -93,7 +93,8 @@ def build_step(cfg: Config,
                no_patch: bool = False,
                fused_adamw: bool = False,
                sdpa: bool = True,
-               compile_backbones: bool = False
+               compile_model: bool = False,
+               compile_losses: bool = False
                ) -> Tuple[nn.Module, OptimWrapper]:
     """The config's model (train mode) and optimizer wrapper, as training
     builds them, with the benchmark's switches.
@@ -108,7 +109,11 @@ def build_step(cfg: Config,
             parameters) instead of torch's default (foreach on CUDA).
         sdpa (bool): False swaps the backbone's fused attention for the
             official plain-ops attention.
-        compile_backbones (bool): ``torch.compile`` both backbones.
+        compile_model (bool): ``torch.compile`` the student's and the
+            teacher's parts as training's ``CompileHook`` does
+            (``model.compile_parts``).
+        compile_losses (bool): With ``compile_model``, the loss modules
+            too.
 
     Returns:
         tuple: ``(model, optim_wrapper)``.
@@ -134,9 +139,8 @@ def build_step(cfg: Config,
     if fused_adamw:
         ow_cfg['optimizer'] = dict(ow_cfg['optimizer'], fused=True)
     optim_wrapper = build_optim_wrapper(model, ow_cfg)
-    if compile_backbones:
-        model.backbone.compile()
-        model.teacher.backbone.compile()
+    if compile_model:
+        model.compile_parts(losses=compile_losses)
     return model, optim_wrapper
 
 

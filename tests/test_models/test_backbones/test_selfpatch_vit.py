@@ -54,3 +54,16 @@ def test_indivisible_input_raises_clear_error():
     vit = SelfPatchViT(arch=ARCH, img_size=64, patch_size=16)
     with pytest.raises(ValueError, match='not divisible by patch_size=16'):
         vit(torch.randn(1, 3, 100, 96))
+
+
+def test_drop_path_rates_are_python_floats():
+    """mmpretrain spaces the rates with np.linspace; as numpy floats they
+    broke torch.compile's graph in every block. Same rates, as floats."""
+    import numpy as np
+    vit = SelfPatchViT(arch=dict(embed_dims=32, num_layers=3, num_heads=2,
+                                 feedforward_channels=64),
+                       img_size=32, patch_size=8, drop_path_rate=0.1)
+    rates = [m.drop_prob for m in vit.modules() if hasattr(m, 'drop_prob')]
+    assert rates and all(type(r) is float for r in rates)
+    assert sorted(set(rates)) == pytest.approx(
+        list(np.linspace(0, 0.1, 3)))
