@@ -7,8 +7,12 @@ import pytest
 from mmengine.registry import DefaultScope, init_default_scope
 
 # --import-mode=importlib puts no test folder on sys.path: this one makes
-# the shared ``helpers`` package importable from every test.
+# the shared ``helpers`` and ``reference`` packages importable from every
+# test, and the benchmark tools' internals (tools/analysis_tools/
+# pretrain_benchmark, which is not part of the installed package).
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(
+    1, str(Path(__file__).parents[1] / 'tools' / 'analysis_tools'))
 
 
 @pytest.fixture(autouse=True)

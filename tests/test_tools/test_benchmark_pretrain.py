@@ -8,7 +8,7 @@ import torch
 from helpers import run_tool, tool_env
 from mmengine.config import Config
 
-from selfpatch_mm.utils.benchmark import crop_sizes
+from pretrain_benchmark import crop_sizes
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / 'tools' / 'analysis_tools' / 'benchmark_pretrain.py'
@@ -82,8 +82,8 @@ def test_teacher_flops_known_answer(no_patch):
     """The counted teacher FLOPs are the ViT's by hand: SelfPatch's teacher
     sees all 6 crops, DINO's only the 2 global ones (no gradients: forward
     FLOPs only), batch 2."""
-    from selfpatch_mm.utils.benchmark import (build_step, step_flops,
-                                              synthetic_batch, train_step)
+    from pretrain_benchmark import (build_step, step_flops, synthetic_batch,
+                                    train_step)
     cfg = Config.fromfile(str(DEMO))
     torch.manual_seed(0)
     model, optim_wrapper = build_step(cfg, no_patch=no_patch)
@@ -110,7 +110,7 @@ def test_health_cost():
 def test_compiled_record_in_the_tables():
     """A compiled record shows its compile time, graphs and eager/compiled
     ratio in the table, and a 'compiled' column in the sweep."""
-    from selfpatch_mm.utils.benchmark import format_sweep, format_table
+    from pretrain_benchmark import format_sweep, format_table
     r = dict(config='c.py', variant='selfpatch', official=False,
              device='cpu', gpu=None, threads=2, amp='fp32',
              fused_adamw=False, sdpa=True, batch_size=2, crops=['64x64'],

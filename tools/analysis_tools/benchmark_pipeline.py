@@ -97,7 +97,9 @@ def write_jpegs(folder: str, num: int, width: int, height: int,
 def build_ours(cfg: Config) -> Callable[[str], dict]:
     """The config's training pipeline, applied to one file path."""
     init_default_scope('mmpretrain')
-    steps = [TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline]
+    steps = [
+        TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline
+    ]
 
     def run(path: str) -> dict:
         results = dict(img_path=path)

@@ -22,7 +22,7 @@ Method:
   (fp16/bf16 under AMP) on the same device, in the same process;
   ``flop_rate_fraction`` = achieved FLOP rate of the step / that rate.
 - ``--official``: the official code structure on the same weights
-  (``selfpatch_mm.utils.benchmark.official_step``), SelfPatch only.
+  (``tests/reference/official_step.py``), SelfPatch only.
 - ``--health-cost``: what the logged health figures cost, two ways in
   the same process: the synchronised time of their own functions inside
   real steps (``record_health`` of both losses, ``health_figures``) over
@@ -44,6 +44,7 @@ import argparse
 import itertools
 import json
 import os
+import os.path as osp
 import resource
 import statistics
 import subprocess
@@ -58,12 +59,17 @@ from mmengine.logging import MMLogger
 import selfpatch_mm.datasets  # noqa: F401  (registers our modules)
 import selfpatch_mm.engine  # noqa: F401
 import selfpatch_mm.models  # noqa: F401
-from selfpatch_mm.utils.benchmark import (Breakdown, build_step,
-                                          compile_first_step, crop_sizes,
-                                          eager_vs_compiled, format_sweep,
-                                          format_table, matmul_rate,
-                                          official_train_step, step_flops,
-                                          sync, synthetic_batch, train_step)
+
+# The benchmark's parts sit next to it (pretrain_benchmark/); the official
+# step it times is the tests' reference transcription (tests/reference).
+_HERE = osp.dirname(osp.abspath(__file__))
+sys.path[:0] = [_HERE, osp.join(osp.dirname(osp.dirname(_HERE)), 'tests')]
+from pretrain_benchmark import (Breakdown, build_step,  # noqa: E402
+                                compile_first_step, crop_sizes,
+                                eager_vs_compiled, format_sweep, format_table,
+                                matmul_rate, step_flops, sync,
+                                synthetic_batch, train_step)
+from reference.official_step import official_train_step  # noqa: E402
 
 AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 

@@ -17,7 +17,7 @@ Written from alinlab/SelfPatch@81aef14:
   (main_selfpatch.py 243).
 
 The forward of one network is ``MultiCropWrapper.forward`` with
-``SelfPatchHead.forward`` as ``selfpatch_mm/utils/benchmark/official_step.py``
+``SelfPatchHead.forward`` as ``tests/reference/official_step.py``
 writes them (the neck's parity test checks that aggregation against ours);
 the backbone and the two projection heads are our modules' copies, each
 with its own parity tests.
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfpatch_mm.utils.benchmark.official_step import official_aggregate
+from reference.official_step import official_aggregate
 
 __all__ = ['OfficialSelfPatch']
 

@@ -3,15 +3,14 @@
 Reference: alinlab/SelfPatch@81aef14, selfpatch_vision_transformer.py
 (``Class_Attention``, ``LayerScale_Block_CA``, ``SelfPatchHead.forward``),
 re-written with explicit loops over blocks and the official tensor layout
-in ``selfpatch_mm/utils/benchmark/official_step.py`` (which the benchmark
+in ``tests/reference/official_step.py`` (which the benchmark
 also times), and run with the weights of our module.
 """
 import pytest
 import torch
 
 from selfpatch_mm.models.necks import SelfPatchNeck
-from selfpatch_mm.utils.benchmark.official_step import (official_aggregate,
-                                                        official_block)
+from reference.official_step import official_aggregate, official_block
 
 
 def _neck(dim=32, heads=4, **kwargs):

@@ -4,7 +4,7 @@ an eighth of the budget (a CPU without native bf16 needed minutes for a
 import pytest
 import torch
 
-from selfpatch_mm.utils.benchmark import timing
+from pretrain_benchmark import timing
 
 
 @pytest.fixture
