@@ -46,15 +46,13 @@ def test_compile_hook_passes_its_settings_to_compile_parts():
     assert 'backbone, teacher.backbone' in runner.logger.lines[0]
 
 
-def test_train_compile_flag_adds_the_hook_once():
-    import importlib.util
-    from pathlib import Path
-
+def test_train_compile_flag_adds_the_hook_once(monkeypatch):
+    from helpers import load_tool
     from mmengine.config import Config
-    path = Path(__file__).resolve().parents[2] / 'tools' / 'train.py'
-    spec = importlib.util.spec_from_file_location('train_tool', path)
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+
+    # parse_args exports LOCAL_RANK when unset: recorded, so it is undone
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    train = load_tool('tools/train.py')
     cfg = Config(dict(custom_hooks=[dict(type='TeacherEMAHook')]))
     train.enable_compile(cfg)
     train.enable_compile(cfg)
