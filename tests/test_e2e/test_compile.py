@@ -99,9 +99,7 @@ def test_compiled_ddp_with_accumulation(tmp_path, hook_dir):
     iterations: DDP's hooks fire through the compiled parts, so both ranks
     end with the same student, teacher and centres. The batch per rank is
     the demo's 8, whose kernels the module's first run compiled."""
-    import sys
-
-    from e2e_helpers import TRAIN, free_port
+    from e2e_helpers import dist_train_cmd
     data = tmp_path / 'images'
     make_demo_images(str(data), num=32, size=64)  # 2 iterations per rank
     dump = tmp_path / 'dump'
@@ -114,14 +112,7 @@ def test_compiled_ddp_with_accumulation(tmp_path, hook_dir):
             'optim_wrapper.accumulative_counts': 2,
         },
         dump_dir=dump)
-    cmd = [
-        sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
-        '--nproc_per_node=2', '--master_addr=127.0.0.1',
-        f'--master_port={free_port()}',
-        str(TRAIN),
-        str(cfg), '--launcher', 'pytorch', '--work-dir',
-        str(tmp_path / 'work'), '--compile'
-    ]
+    cmd = dist_train_cmd(cfg, tmp_path / 'work', '--compile')
     log = run_cmd(cmd, cwd=tmp_path, env=subprocess_env(hook_dir, threads=1),
                   timeout=TIMEOUT).stdout
     assert 'CompileHook: epoch 1 compiled' in log
