@@ -244,3 +244,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def dist_train_cmd(config: Path, work_dir: Path, *extra: str) -> List[str]:
+    """``tools/train.py`` in 2 local processes (torchrun, ``--launcher
+    pytorch``) on a free port, with ``extra`` arguments."""
+    return [
+        sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
+        '--nproc_per_node=2', '--master_addr=127.0.0.1',
+        f'--master_port={free_port()}',
+        str(TRAIN),
+        str(config), '--launcher', 'pytorch', '--work-dir',
+        str(work_dir), *extra
+    ]

@@ -1,12 +1,11 @@
 """A 2-process CPU pretraining run (torchrun + gloo) of the demo config, with
 gradient accumulation (DDP skips the all-reduce on accumulating steps)."""
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 # conftest.py puts this folder on sys.path
-from e2e_helpers import (TRAIN, free_port, load_ckpt, make_demo_images,
+from e2e_helpers import (dist_train_cmd, load_ckpt, make_demo_images,
                          run_cmd, subprocess_env, write_config)
 
 NUM_IMAGES = 24  # 3 iterations per rank: a step of 2, then of 1
@@ -37,14 +36,7 @@ def test_two_process_cpu_run_agrees_on_centres(tmp_path: Path,
         },
         dump_dir=dump)
     work_dir = tmp_path / 'work'
-    cmd = [
-        sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
-        '--nproc_per_node=2', '--master_addr=127.0.0.1',
-        f'--master_port={free_port()}',
-        str(TRAIN),
-        str(cfg), '--launcher', 'pytorch', '--work-dir',
-        str(work_dir)
-    ]
+    cmd = dist_train_cmd(cfg, work_dir)
     run_cmd(
         cmd,
         cwd=tmp_path,
