@@ -22,10 +22,10 @@
 #
 #   python tools/train.py THIS_CONFIG --cfg-options \
 #       model.backbone.init_cfg.checkpoint=work_dirs/.../epoch_300.pth
-# init_cfg.prefix='teacher.backbone.' takes the EMA teacher of a
-# tools/train.py checkpoint (or of an official file converted with
-# official_to_mm.py); 'backbone.' takes the student, prefix=None a
-# backbone-only file (extract_backbone.py).
+# init_cfg.checkpoint_key='teacher' takes the EMA teacher ('student' the
+# student) of a tools/train.py checkpoint or of the authors' checkpoint.pth,
+# or a backbone-only file (extract_backbone.py): the backbone's own
+# Pretrained loading reads any of these layouts.
 _base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
 
 custom_imports = dict(
@@ -46,7 +46,7 @@ model = dict(
             type='Pretrained',
             checkpoint='work_dirs/selfpatch_vit-small-p16_8xb128-coslr-300e_'
             'in1k/epoch_300.pth',
-            prefix='teacher.backbone.')),
+            checkpoint_key='teacher')),
     head=dict(in_channels=384))
 
 dataset = dict(_delete_=True, type='mmpretrain.CustomDataset',
