@@ -8,6 +8,7 @@ Every run goes through ``tools/train.py`` in a subprocess started with
 """
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
