@@ -11,7 +11,6 @@ checkpoint.
 import os
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -19,7 +18,7 @@ from typing import Dict, List
 import pytest
 import torch
 # conftest.py puts this folder on sys.path
-from e2e_helpers import (PREEMPTION_TEST_HOOKS, TRAIN, free_port,
+from e2e_helpers import (PREEMPTION_TEST_HOOKS, dist_train_cmd, free_port,
                          load_ckpt, make_demo_images, run_cmd,
                          subprocess_env, training_state, with_test_hooks,
                          write_config)
@@ -61,27 +60,16 @@ def _config(setup: Dict, name: str, hooks: List[dict]) -> Path:
                            'preemption_test_hooks', hooks)
 
 
-def _torchrun(cfg: Path, work: Path, *extra: str) -> List[str]:
-    return [
-        sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
-        '--nproc_per_node=2', '--master_addr=127.0.0.1',
-        f'--master_port={free_port()}',
-        str(TRAIN),
-        str(cfg), '--launcher', 'pytorch', '--work-dir',
-        str(work), *extra
-    ]
-
-
 def test_signal_to_rank_1_stops_both_then_resume_is_exact(setup) -> None:
     root, env = setup['root'], setup['env']
     straight = root / 'straight'
-    run_cmd(_torchrun(setup['base'], straight), cwd=root, env=env,
+    run_cmd(dist_train_cmd(setup['base'], straight), cwd=root, env=env,
             timeout=300)
 
     cfg = _config(setup, 'signal_rank1.py',
                   [dict(type='SignalAtHook', at_iter=8, rank=1)])
     work = root / 'signalled'
-    proc = run_cmd(_torchrun(cfg, work), cwd=root, env=env,
+    proc = run_cmd(dist_train_cmd(cfg, work), cwd=root, env=env,
                    expect_ok=False, timeout=300)
     # rank 0 (which logs) stopped on rank 1's signal after iteration 9
     assert 'Stopping on a signal on another rank: saved the state after ' \
@@ -95,7 +83,7 @@ def test_signal_to_rank_1_stops_both_then_resume_is_exact(setup) -> None:
     assert sorted(p.name for p in work.glob('*.pth')) == \
         ['epoch_1.pth', 'latest.pth']
 
-    run_cmd(_torchrun(setup['base'], work, '--resume'), cwd=root, env=env,
+    run_cmd(dist_train_cmd(setup['base'], work, '--resume'), cwd=root, env=env,
             timeout=300)
     want = training_state(load_ckpt(straight / 'epoch_2.pth'))
     got = training_state(load_ckpt(work / 'epoch_2.pth'))
